@@ -1,0 +1,114 @@
+"""
+### Transform, audit and publish the warehouse
+
+Runs when any raw table changes (Assets published by the extract DAGs) and daily as a floor:
+
+1. `enrich`: normalise new phone numbers (E.164, `phonenumbers`) and score new social texts (VADER);
+2. `dbt`: staging, identity resolution, complaints and marts, built into schema `marts_build`, each
+   model followed by its dbt tests (Cosmos);
+3. `quality_gate`: Great Expectations suites from `expectations/` on raw and `marts_build`; a critical
+   failure stops here and BI keeps reading the previous `marts`;
+4. `publish`: `marts_build` becomes `marts` in one transaction (what `bi_reader` sees);
+5. `docs`: dbt docs, Data Docs and the insight report, as static sites (`crm docs` serves them).
+"""
+
+import sys
+from pathlib import Path
+
+from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, chain, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtDocsLocalOperator
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+from crm_warehouse.orchestration.dag_support import DEFAULT_ARGS, MARTS_ASSET, START_DATE, raw_asset, scheduled
+from crm_warehouse.orchestration.docs import publish_dbt_docs
+from crm_warehouse.orchestration.extract import bootstrap_warehouse
+from crm_warehouse.settings import dbt_project_dir
+
+DBT_DIR = dbt_project_dir()
+MANIFEST = DBT_DIR / "target" / "manifest.json"
+RAW_TABLES = [
+    "phone_system__calls", "phone_system__dispositions", "survey_vendor__responses", "web_forms__responses",
+    "social_x__mentions", "social_facebook__comments", "social_linkedin__comments",
+    "sftp_survey_vendor__responses", "sftp_call_center__calls", "sftp_call_center__dispositions",
+]
+PROFILE = ProfileConfig(
+    profile_name="crm_warehouse",
+    target_name="crm",
+    profile_mapping=PostgresUserPasswordProfileMapping(conn_id="warehouse",
+                                                       profile_args={"schema": "staging", "threads": 2}),
+)
+
+
+@dag(
+    dag_id="transform_warehouse",
+    schedule=scheduled(AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"),
+        assets=AssetAny(*[raw_asset(t) for t in RAW_TABLES]),
+    )),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["transform", "dbt", "quality"],
+    doc_md=__doc__,
+)
+def transform_warehouse():
+    @task
+    def enrich() -> dict:
+        from crm_warehouse.enrich import run_all
+        from crm_warehouse.warehouse import connect
+
+        with connect() as conn:
+            return run_all(conn)
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(DBT_DIR, manifest_path=MANIFEST if MANIFEST.exists() else None,
+                                     install_dbt_deps=False),
+        profile_config=PROFILE,
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST if MANIFEST.exists() else LoadMode.AUTOMATIC,
+            test_behavior=TestBehavior.AFTER_EACH,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+        ),
+        execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        operator_args={"install_deps": False},
+    )
+
+    @task
+    def quality_gate(**context) -> dict:
+        from crm_warehouse.orchestration.dag_support import run_end_from_context
+        from crm_warehouse.quality.gate import run_gate
+        from crm_warehouse.settings import docs_dir
+        from crm_warehouse.warehouse import url_from_connection
+
+        run_end = run_end_from_context(context)
+        result = run_gate(url_from_connection(), build_schema="marts_build", run_id=context["run_id"],
+                          run_end=run_end, docs_dir=docs_dir() / "data_docs")
+        result.raise_if_failed()
+        return result.summary()
+
+    @task(outlets=[MARTS_ASSET])
+    def publish() -> dict:
+        from crm_warehouse.quality.publish import publish as publish_marts
+        from crm_warehouse.warehouse import connect
+
+        with connect() as conn:
+            return publish_marts(conn, build_schema="marts_build", target_schema="marts")
+
+    docs = DbtDocsLocalOperator(
+        task_id="dbt_docs",
+        project_dir=str(DBT_DIR),
+        profile_config=PROFILE,
+        dbt_cmd_flags=["--static"],
+        install_deps=False,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        callback=publish_dbt_docs,
+    )
+
+    chain(bootstrap_warehouse(), enrich(), dbt, quality_gate(), publish(), docs)
+
+
+transform_warehouse()

@@ -1,0 +1,111 @@
+{#- One complaint with its lifecycle: first response, resolution, status, repeat, and whether the
+    customer stayed afterwards (no later cancel_request from the same customer). Status rules:
+    rectified or closed_unrectified when a resolution event exists (the latest one wins), responded
+    when only responses exist, open otherwise. Events dated before the opening are ignored. -#}
+with
+
+complaints as (
+
+    select * from {{ ref('int_complaint_candidates_unioned') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_complaint_events_unioned') }}
+
+),
+
+cancellations as (
+
+    select * from {{ ref('int_customer_cancellations') }}
+
+),
+
+event_summary as (
+
+    select
+        events.complaint_id,
+        min(events.event_at) as first_response_at,
+        min(events.event_at) filter (where events.event_status in ('rectified', 'closed_unrectified'))
+            as resolved_at,
+        (array_agg(events.event_status order by events.event_at desc, events.event_status desc)
+            filter (where events.event_status in ('rectified', 'closed_unrectified')))[1] as resolution_status,
+        count(*) as events_count
+
+    from events
+    inner join complaints
+        on complaints.complaint_id = events.complaint_id
+        -- an event before the complaint opened cannot answer it (clock skew between feeds)
+        and events.event_at >= complaints.opened_at
+    group by events.complaint_id
+
+),
+
+repeats as (
+
+    select
+        complaint_id,
+        lag(opened_at) over (partition by customer_id order by opened_at, complaint_id) as previous_complaint_at
+    from complaints
+    where customer_id is not null
+
+),
+
+cancelled_after as (
+
+    select
+        complaints.complaint_id,
+        min(cancellations.cancelled_at) as cancelled_at
+
+    from complaints
+    inner join cancellations
+        on cancellations.customer_id = complaints.customer_id
+        and cancellations.cancelled_at >= complaints.opened_at
+    group by complaints.complaint_id
+
+),
+
+final as (
+
+    select
+        complaints.complaint_id,
+        complaints.customer_id,
+        complaints.channel,
+        complaints.complaint_source,
+        complaints.problem_category,
+        complaints.opened_at,
+        event_summary.first_response_at,
+        event_summary.resolved_at,
+        case
+            when event_summary.resolution_status is not null then event_summary.resolution_status
+            when event_summary.first_response_at is not null then 'responded'
+            else 'open'
+        end as complaint_status,
+        coalesce(event_summary.events_count, 0) as events_count,
+        coalesce(
+            repeats.previous_complaint_at >= complaints.opened_at - interval '{{ var("repeat_window_days") }} days',
+            false
+        ) as is_repeat,
+        cancelled_after.cancelled_at,
+        cancelled_after.cancelled_at is null as is_retained_afterwards,
+        complaints.complaint_text,
+        complaints.required_to_satisfy,
+        complaints.necessary_to_rectify,
+        complaints.how_to_avoid,
+        complaints.csat_score,
+        complaints.sentiment_score,
+        complaints.social_reach,
+        complaints.detected_at
+
+    from complaints
+    left join event_summary
+        on event_summary.complaint_id = complaints.complaint_id
+    left join repeats
+        on repeats.complaint_id = complaints.complaint_id
+    left join cancelled_after
+        on cancelled_after.complaint_id = complaints.complaint_id
+
+)
+
+select * from final

@@ -1,0 +1,119 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='record_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        full_refresh=false
+    )
+}}
+{#- The stable customer id of every customer record. The table is the persistent mapping: a run writes
+    only records that are new or whose customer changed, so an id survives re-runs and changes only on a
+    real merge or split (full_refresh is disabled: rebuilding would forget the ids BI already saw).
+    Rules, per current cluster:
+      - each previous id stays with the cluster that holds most of its records (ties: smallest key);
+      - a cluster that keeps several previous ids keeps the one with most records (a merge: the others
+        are absorbed; ties: smallest id);
+      - a cluster that keeps no previous id gets a new id: md5 of its key, plus the id it split from.
+    int_customer_merges records the merges and splits. -#}
+with
+
+clusters as (
+
+    select * from {{ ref('int_records_clustered') }}
+
+),
+
+previous as (
+
+    {% if is_incremental() %}
+    select record_id, customer_id from {{ this }}
+    {% else %}
+    select null::text as record_id, null::text as customer_id where false
+    {% endif %}
+
+),
+
+members as (
+
+    select
+        clusters.record_id,
+        clusters.cluster_key,
+        previous.customer_id as previous_customer_id
+
+    from clusters
+    left join previous
+        on previous.record_id = clusters.record_id
+
+),
+
+cluster_overlaps as (
+
+    select
+        cluster_key,
+        previous_customer_id,
+        count(*) as records_count
+    from members
+    where previous_customer_id is not null
+    group by 1, 2
+
+),
+
+keepers as (
+
+    select distinct on (previous_customer_id)
+        previous_customer_id,
+        cluster_key,
+        records_count
+    from cluster_overlaps
+    order by previous_customer_id, records_count desc, cluster_key
+
+),
+
+chosen as (
+
+    select distinct on (cluster_key)
+        cluster_key,
+        previous_customer_id as customer_id
+    from keepers
+    order by cluster_key, records_count desc, previous_customer_id
+
+),
+
+cluster_ids as (
+
+    select
+        cluster_seeds.cluster_key,
+        coalesce(
+            chosen.customer_id,
+            'cus_' || left(md5(cluster_seeds.cluster_key || coalesce('|' || cluster_seeds.split_from, '')), 16)
+        ) as customer_id
+
+    from (
+        select cluster_key, min(previous_customer_id) as split_from
+        from members
+        group by cluster_key
+    ) as cluster_seeds
+    left join chosen
+        on chosen.cluster_key = cluster_seeds.cluster_key
+
+),
+
+assigned as (
+
+    select
+        members.record_id,
+        cluster_ids.customer_id,
+        members.previous_customer_id,
+        cast('{{ run_started_at.isoformat() }}' as timestamptz) as changed_at
+
+    from members
+    inner join cluster_ids
+        on cluster_ids.cluster_key = members.cluster_key
+
+)
+
+select * from assigned
+{% if is_incremental() %}
+where previous_customer_id is distinct from customer_id
+{% endif %}

@@ -1,0 +1,75 @@
+{#- The identity graph over customer records, as undirected edges (node_a, node_b):
+    - one edge per record and kept strong identifier, to the identifier's anchor (its smallest record),
+      so an identifier on n records makes n - 1 edges (a star), not n^2;
+    - the direct record links;
+    - a self edge per record, so that records without links are nodes too. -#}
+with
+
+interactions as (
+
+    select * from {{ ref('int_interactions_unioned') }}
+    where is_customer_record
+
+),
+
+identifiers as (
+
+    select * from {{ ref('int_identifiers_unioned') }}
+    where is_strong
+
+),
+
+guarded as (
+
+    select * from {{ ref('int_identifiers_guarded') }}
+
+),
+
+links as (
+
+    select * from {{ ref('int_record_links_unioned') }}
+
+),
+
+kept as (
+
+    select identifiers.*
+    from identifiers
+    inner join guarded
+        on guarded.identifier_type = identifiers.identifier_type
+        and guarded.identifier_value = identifiers.identifier_value
+    where not guarded.is_cut
+
+),
+
+anchored as (
+
+    select
+        record_id,
+        identifier_type,
+        identifier_value,
+        min(record_id collate "C") over (partition by identifier_type, identifier_value) as anchor_record_id
+    from kept
+
+),
+
+edges as (
+
+    select record_id as node_a, anchor_record_id as node_b, 'identifier' as edge_type,
+        identifier_type as edge_detail
+    from anchored
+    where record_id <> anchor_record_id
+
+    union all
+
+    select record_id, linked_record_id, 'link', link_type
+    from links
+
+    union all
+
+    select record_id, record_id, 'self', null
+    from interactions
+
+)
+
+select * from edges

@@ -1,0 +1,63 @@
+{#- Direct links between two customer records that are known to be the same person: a follow-up or
+    complaint call whose disposition names the case record it is about (case_ref), and a survey that
+    followed an interaction (externalDataReference = a call sid or form token). -#}
+with
+
+interactions as (
+
+    select * from {{ ref('int_interactions_unioned') }}
+    where is_customer_record
+
+),
+
+dispositions as (
+
+    select * from {{ ref('int_dispositions_unioned') }}
+
+),
+
+surveys as (
+
+    select * from {{ ref('int_survey_responses_unioned') }}
+
+),
+
+case_links as (
+
+    select
+        calls.record_id,
+        cases.record_id as linked_record_id,
+        'disposition_case_ref' as link_type
+
+    from dispositions
+    inner join interactions as calls
+        on calls.record_id = dispositions.call_record_id
+    inner join interactions as cases
+        on cases.record_id = dispositions.case_record_id
+    where dispositions.case_record_id <> dispositions.call_record_id
+
+),
+
+survey_links as (
+
+    select
+        surveys.record_id,
+        followed.record_id as linked_record_id,
+        'survey_external_reference' as link_type
+
+    from surveys
+    inner join interactions as followed
+        on followed.reference_key = surveys.external_reference
+        and followed.channel in ('phone', 'call_center', 'web_form')
+
+),
+
+final as (
+
+    select * from case_links
+    union
+    select * from survey_links
+
+)
+
+select * from final

@@ -1,0 +1,83 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='survey_response_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+{#- Incremental: a run re-writes responses that arrived since the last run, and those whose customer
+    changed (merge or split) since then. -#}
+with
+
+survey_responses as (
+
+    select * from {{ ref('int_survey_responses_unioned') }}
+
+),
+
+customer_ids as (
+
+    select * from {{ ref('int_customer_ids_assigned') }}
+
+),
+
+interactions as (
+
+    select * from {{ ref('int_interactions_unioned') }}
+
+),
+
+joined as (
+
+    select
+        survey_responses.record_id as survey_response_id,
+        customer_ids.customer_id,
+        survey_responses.survey_id,
+        survey_responses.feed as delivered_by,
+        survey_responses.recorded_at,
+        survey_responses.is_finished,
+        survey_responses.distribution_channel,
+        survey_responses.csat_score,
+        survey_responses.csat_score >= 4 as is_satisfied,
+        survey_responses.nps_score,
+        case
+            when survey_responses.nps_score >= 9 then 'promoter'
+            when survey_responses.nps_score >= 7 then 'passive'
+            when survey_responses.nps_score >= 0 then 'detractor'
+        end as nps_category,
+        coalesce(survey_responses.has_reported_problem, false) as has_reported_problem,
+        survey_responses.problem_category,
+        survey_responses.problem_description,
+        survey_responses.required_to_satisfy,
+        survey_responses.necessary_to_rectify,
+        survey_responses.how_to_avoid,
+        followed.record_id as followed_interaction_id,
+        coalesce(followed.channel, 'survey') as attributed_channel,
+        greatest(survey_responses.extracted_at, customer_ids.changed_at) as updated_at
+
+    from survey_responses
+    left join customer_ids
+        on customer_ids.record_id = survey_responses.record_id
+    left join interactions as followed
+        on followed.reference_key = survey_responses.external_reference
+        and followed.channel in ('phone', 'call_center', 'web_form')
+
+),
+
+final as (
+
+    select distinct on (survey_response_id) *
+    from joined
+    {% if is_incremental() %}
+    where updated_at > (
+        select coalesce(max(updated_at), '-infinity'::timestamptz)
+            - interval '{{ var("incremental_lookback_hours") }} hours'
+        from {{ this }}
+    )
+    {% endif %}
+    order by survey_response_id, followed_interaction_id
+
+)
+
+select * from final

@@ -1,0 +1,36 @@
+with
+
+source as (
+
+    select * from {{ raw_source('sftp_call_center', 'sftp_call_center__dispositions') }}
+
+),
+
+deduplicated as (
+
+    {{ latest_version('source') }}
+
+),
+
+renamed as (
+
+    select
+        btrim(payload->>'disposition_id') as disposition_id,
+        'call_center:' || btrim(payload->>'call_sid') as call_record_id,
+        btrim(payload->>'call_sid') as call_sid,
+        {{ clean_text("payload->>'agent_id'") }} as agent_id,
+        {{ try_timestamptz("payload->>'wrapped_at'") }} as wrapped_at,
+        lower({{ clean_text("payload->>'code'") }}) as disposition_code,
+        lower({{ clean_text("payload->>'category'") }}) as problem_category,
+        {{ clean_text("payload->>'case_ref'") }} as case_ref,
+        lower({{ clean_text("payload->>'case_status'") }}) as case_status,
+        payload->>'notes' as notes,
+        source_uri as source_file,
+        extracted_at,
+        batch_id
+
+    from deduplicated
+
+)
+
+select * from renamed

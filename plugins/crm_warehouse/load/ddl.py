@@ -1,0 +1,165 @@
+"""DDL of the loader's control tables (schema `ops`) and raw landing tables (schema `raw`). Idempotent.
+
+Run under a transaction-scoped advisory lock, so parallel tasks creating the same table do not race
+(`create table if not exists` alone can fail with a duplicate pg_type row when two sessions race).
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+
+OPS_DDL = """
+create schema if not exists ops;
+create schema if not exists raw;
+
+create table if not exists ops.batches (
+    batch_id        bigserial primary key,
+    source          text not null,
+    stream          text not null,
+    window_start    timestamptz,
+    window_end      timestamptz,
+    cursor_before   jsonb,
+    cursor_after    jsonb,
+    received        integer not null default 0,
+    loaded          integer not null default 0,
+    duplicate       integer not null default 0,
+    quarantined     integer not null default 0,
+    status          text not null default 'running',
+    started_at      timestamptz not null default clock_timestamp(),
+    finished_at     timestamptz,
+    error           text,
+    source_uri      text,
+    schema_profile  jsonb,
+    constraint batches_status_known check (status in ('running', 'succeeded', 'failed')),
+    constraint batches_counts_add_up check (
+        status <> 'succeeded' or received = loaded + duplicate + quarantined)
+);
+create index if not exists batches_stream_idx on ops.batches (source, stream, batch_id);
+
+create table if not exists ops.files (
+    file_id         bigserial primary key,
+    feed            text not null,
+    path            text not null,
+    size            bigint,
+    mtime           timestamptz,
+    sha256          text not null,
+    status          text not null,
+    rows            integer,
+    error           text,
+    archived_to     text,
+    batch_id        bigint,
+    recorded_at     timestamptz not null default clock_timestamp(),
+    constraint files_status_known check (status in ('loaded', 'duplicate', 'rejected'))
+);
+create unique index if not exists files_loaded_sha256_uq on ops.files (sha256) where status = 'loaded';
+create index if not exists files_feed_path_idx on ops.files (feed, path);
+
+create table if not exists ops.quarantine (
+    quarantine_id   bigserial primary key,
+    batch_id        bigint not null,
+    source          text not null,
+    stream          text not null,
+    record_ref      text,
+    reason          text not null,
+    original        text,
+    quarantined_at  timestamptz not null default clock_timestamp()
+);
+create index if not exists quarantine_batch_idx on ops.quarantine (batch_id);
+
+create table if not exists ops.stream_state (
+    source          text not null,
+    stream          text not null,
+    cursor          jsonb,
+    updated_at      timestamptz not null default clock_timestamp(),
+    batch_id        bigint,
+    primary key (source, stream)
+);
+
+create table if not exists ops.schema_drift (
+    drift_id        bigserial primary key,
+    batch_id        bigint not null,
+    source          text not null,
+    stream          text not null,
+    field           text not null,
+    change          text not null,
+    old_type        text,
+    new_type        text,
+    detected_at     timestamptz not null default clock_timestamp(),
+    constraint schema_drift_change_known check (change in ('appeared', 'disappeared', 'type_changed'))
+);
+"""
+
+RAW_DDL = """
+create table if not exists {table} (
+    record_key      text not null,
+    content_hash    text not null,
+    payload         jsonb not null,
+    source_object   text,
+    batch_id        bigint not null,
+    extracted_at    timestamptz not null default now(),
+    source_uri      text,
+    source_position text,
+    primary key (record_key, content_hash)
+)
+"""
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_LOCK = "select pg_advisory_xact_lock(hashtext('crm_warehouse.load.ddl'))"
+_ready: set[tuple[str, str]] = set()
+
+
+def raw_table_name(source: str, stream: str) -> str:
+    """`<source>__<stream>`, checked to be a plain identifier (names are never built from untrusted text)."""
+    name = f"{source}__{stream}"
+    if not _NAME.match(name):
+        raise ValueError(f"Invalid raw table name {name!r}: source and stream must be lowercase identifiers")
+    return name
+
+
+def raw_table(source: str, stream: str) -> sql.Composed:
+    return sql.Identifier("raw", raw_table_name(source, stream))
+
+
+def _key(conn: psycopg.Connection, what: str) -> tuple[str, str]:
+    """Which database (server, name and oid: a dropped and re-created database is a new one) and table."""
+    info = conn.info
+    oid = getattr(conn, "_crm_db_oid", None)
+    if oid is None:
+        oid = conn.execute("select oid from pg_database where datname = current_database()").fetchone()[0]
+        conn._crm_db_oid = oid  # type: ignore[attr-defined]
+    return (f"{info.host}:{info.port}/{info.dbname}/{oid}", what)
+
+
+def ensure_ops_tables(conn: psycopg.Connection) -> None:
+    """Create the `ops` control tables if missing (idempotent, safe under concurrency)."""
+    key = _key(conn, "ops")
+    if key in _ready:
+        return
+    _run_locked(conn, key, OPS_DDL)
+
+
+def ensure_raw_table(conn: psycopg.Connection, source: str, stream: str) -> None:
+    """Create `raw.<source>__<stream>` with the landing columns (CONTRACTS section 2) if missing."""
+    key = _key(conn, raw_table_name(source, stream))
+    if key in _ready:
+        return
+    _run_locked(conn, key, sql.SQL(RAW_DDL).format(table=raw_table(source, stream)))
+
+
+def _run_locked(conn: psycopg.Connection, key: tuple[str, str], ddl) -> None:
+    # Remember the table only when this call committed it (inside a caller's transaction it may roll back;
+    # call these before opening the load transaction, so the advisory lock is not held during the load).
+    outside = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with conn.transaction():
+        conn.execute(_LOCK)
+        conn.execute(ddl)
+    if outside:
+        _ready.add(key)
+
+
+def forget_ready() -> None:
+    """Forget which tables were created (tests that drop databases between runs)."""
+    _ready.clear()

@@ -1,0 +1,473 @@
+"""The audit step: run every suite of `expectations/` with Great Expectations (GX Core 1.x, an ephemeral
+context) against the raw landings, the ledger and the marts dbt built in the build schema; build the Data
+Docs into `docs_dir`; keep one row per check in `quality.validation_results`; return a GateResult.
+
+Critical failures block publishing (`GateResult.raise_for_failures` raises QualityGateFailed); warnings
+publish and alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from crm_warehouse.quality.suites import (
+    CheckSpec,
+    SuiteFileError,
+    SuiteSpec,
+    load_suites,
+    placeholders,
+    referenced_columns,
+    render,
+)
+from crm_warehouse.warehouse import redact
+
+log = logging.getLogger(__name__)
+
+DOCS_SITE = "crm_quality"
+# dbt's own scratch relations (incremental temp tables, backups): never checked nor published
+SCRATCH_SUFFIXES = ("__dbt_tmp", "__dbt_backup", "__dbt_new_data")
+RESULTS_DDL = """
+create table if not exists quality.validation_results (
+    run_id            text not null,
+    suite             text not null,
+    table_name        text not null,
+    expectation       text not null,
+    expectation_type  text not null,
+    severity          text not null check (severity in ('critical', 'warning')),
+    success           boolean not null,
+    unexpected_count  bigint,
+    element_count     bigint,
+    observed          jsonb not null default '{}'::jsonb,
+    run_end           timestamptz not null,
+    checked_at        timestamptz not null,
+    primary key (run_id, suite, expectation)
+)
+"""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The result of one check: no sample values, only counts and a small observed summary."""
+
+    suite: str
+    table: str  # schema-qualified, as validated in this run
+    check: str
+    expectation_type: str
+    severity: str
+    success: bool
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    observed: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # set when the check could not run (missing table or column, SQL error)
+
+    def describe(self) -> str:
+        """One line for messages and alerts: which check, on which table, how many rows."""
+        head = f"{self.suite}.{self.check} on {self.table}"
+        if self.observed.get("waived"):
+            head += " (critical, waived)"
+        if self.error:
+            return f"{head}: {self.error}"
+        if self.unexpected_count is not None:
+            rows = "row" if self.unexpected_count == 1 else "rows"
+            of = f" of {self.element_count}" if self.element_count is not None else ""
+            return f"{head}: {self.unexpected_count} unexpected {rows}{of}"
+        if "observed_value" in self.observed:
+            return f"{head}: observed {self.observed['observed_value']!r}"
+        return f"{head}: failed"
+
+
+@dataclass
+class GateResult:
+    run_id: str
+    run_end: datetime
+    build_schema: str
+    outcomes: list[CheckOutcome]
+    docs_path: Path
+    duration_seconds: float
+
+    @property
+    def critical_failures(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        """True when no critical check failed (warnings do not block)."""
+        return not self.critical_failures
+
+    @property
+    def docs_url(self) -> str:
+        return self.docs_path.resolve().as_uri()
+
+    def report(self) -> str:
+        """The gate's verdict as text: every failed check with its rows, and where the Data Docs are."""
+        verdict = "passed" if self.passed else "FAILED"
+        lines = [
+            f"Quality gate {verdict} for run {self.run_id}: {len(self.outcomes)} checks, "
+            f"{len(self.critical_failures)} critical failures, {len(self.warnings)} warnings "
+            f"({self.duration_seconds:.1f}s)."
+        ]
+        if self.critical_failures:
+            lines.append("Critical (block publishing):")
+            lines += [f"  - {o.describe()}" for o in self.critical_failures]
+        if self.warnings:
+            lines.append("Warnings (published, alerted):")
+            lines += [f"  - {o.describe()}" for o in self.warnings]
+        lines.append(f"Data Docs: {self.docs_url}")
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        """Raise QualityGateFailed when a critical check failed (warnings never raise)."""
+        if not self.passed:
+            raise QualityGateFailed(self)
+
+    raise_for_failures = raise_if_failed
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-able summary (for XCom and alerts): verdict, failed checks, Data Docs."""
+        return {
+            "run_id": self.run_id,
+            "passed": self.passed,
+            "checks": len(self.outcomes),
+            "critical_failures": [o.describe() for o in self.critical_failures],
+            "warnings": [o.describe() for o in self.warnings],
+            "docs": self.docs_url,
+            "duration_seconds": round(self.duration_seconds, 2),
+        }
+
+
+try:  # Airflow fails the task without retrying it: the same data would fail the same checks again
+    from airflow.sdk.exceptions import AirflowFailException as _GateFailureBase
+except ImportError:  # pragma: no cover - the package also works without Airflow (CLI, tests)
+    _GateFailureBase = RuntimeError  # type: ignore[misc,assignment]
+
+
+class QualityGateFailed(_GateFailureBase):
+    """Critical checks failed: nothing was published. The message lists the checks, rows and Data Docs.
+
+    An AirflowFailException, so the gate task fails at once instead of retrying on unchanged data.
+    """
+
+    def __init__(self, result: GateResult):
+        self.result = result
+        failures = result.critical_failures
+        lines = [
+            f"Quality gate failed for run {result.run_id}: {len(failures)} critical "
+            f"check{'s' if len(failures) != 1 else ''} failed, so nothing was published to the marts "
+            "(BI keeps reading the previous marts)."
+        ]
+        lines += [f"  - {o.describe()}" for o in failures]
+        if result.warnings:
+            lines.append(f"Also {len(result.warnings)} warning(s):")
+            lines += [f"  - {o.describe()}" for o in result.warnings]
+        lines.append(f"Data Docs: {result.docs_url}")
+        lines.append(
+            "Fix the data or the dbt models that produced it, rebuild, and re-run the gate; "
+            "suites are in expectations/."
+        )
+        super().__init__("\n".join(lines))
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """GX talks to PostgreSQL through SQLAlchemy; use the psycopg 3 driver the project already has, and
+    pin the session time zone to UTC so `::date` in the suites means the UTC day."""
+    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+    return url + ("&" if "?" in url else "?") + "options=-c%20TimeZone%3DUTC"
+
+
+def _existing_tables(conn: psycopg.Connection, suites: Iterable[SuiteSpec], build_schema: str) -> set[tuple]:
+    pairs = [(s.schema(build_schema), s.table) for s in suites]
+    rows = conn.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where (table_schema, table_name) in (select * from unnest(%s::text[], %s::text[]))",
+        ([p[0] for p in pairs], [p[1] for p in pairs]),
+    ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def _find_exception(info: Any) -> str | None:
+    """GX nests exception info per metric; return the first message found."""
+    if isinstance(info, dict):
+        if info.get("raised_exception") and info.get("exception_message"):
+            return str(info["exception_message"])
+        for value in info.values():
+            found = _find_exception(value)
+            if found:
+                return found
+    return None
+
+
+def _observed_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Counts and aggregate observations only: never partial_unexpected_list or unexpected rows."""
+    out: dict[str, Any] = {}
+    for key in ("element_count", "unexpected_count", "unexpected_percent", "missing_count"):
+        if isinstance(result.get(key), int | float):
+            out[key] = result[key]
+    observed = result.get("observed_value")
+    if isinstance(observed, bool | int | float):
+        out["observed_value"] = observed
+    elif isinstance(observed, list) and all(isinstance(v, str) for v in observed) and len(observed) <= 200:
+        out["observed_value"] = observed  # e.g. the column names of a table
+    mismatched = (result.get("details") or {}).get("mismatched")
+    if isinstance(mismatched, dict):
+        out["mismatched_columns"] = {k: list(v) for k, v in mismatched.items() if isinstance(v, list)}
+    return out
+
+
+def _outcome(spec: SuiteSpec, check: CheckSpec, table: str, success: bool, result: dict, exc: str | None,
+             missing_columns: set[str]) -> CheckOutcome:
+    summary = _observed_summary(result)
+    unexpected = summary.get("unexpected_count")
+    if unexpected is None and check.type == "unexpected_rows_expectation":
+        unexpected = summary.get("observed_value")
+    error = None
+    if not success and exc:
+        error = f"could not run ({exc.splitlines()[0][:300]})"
+    elif not success and unexpected is None and "observed_value" not in summary and "mismatched_columns" not in summary:
+        gone = [c for c in referenced_columns(check) if c in missing_columns]
+        error = f"could not run: column {', '.join(gone)} is missing" if gone else "could not run (see Data Docs)"
+    if error and "mismatched_columns" not in summary:
+        summary["error"] = error.split(" (")[0]  # keep the kind, not a database message that may carry values
+    return CheckOutcome(
+        suite=spec.name,
+        table=table,
+        check=check.check,
+        expectation_type=check.type,
+        severity=check.severity,
+        success=bool(success),
+        unexpected_count=int(unexpected) if isinstance(unexpected, int | float) else None,
+        element_count=summary.get("element_count"),
+        observed=summary,
+        error=error,
+    )
+
+
+def _build_context(docs_dir: Path):
+    """An ephemeral GX context (stores in memory) whose only Data Docs site is `docs_dir` on disk."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites={
+            DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _gx_expectations(spec: SuiteSpec, *, build_schema: str, run_end: datetime,
+                     target_schema: str = "marts") -> list:
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    values = placeholders(spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema)
+    out = []
+    for check in spec.checks:
+        try:
+            config = ExpectationConfiguration(
+                type=check.type,
+                kwargs=render(check.kwargs, values),
+                meta={**check.meta, "check": check.check, "severity": check.severity,
+                      "suite_file": spec.path.name},
+                description=check.description,
+                severity=check.severity,
+            )
+            out.append(config.to_domain_obj())
+        except Exception as exc:
+            raise SuiteFileError(
+                f"{spec.path}: check {check.check!r} ({check.type}) is not a valid GX expectation: {exc}"
+            ) from exc
+    return out
+
+
+def ensure_results_table(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("create schema if not exists quality")
+        conn.execute(RESULTS_DDL)
+
+
+def store_results(conn: psycopg.Connection, result: GateResult) -> None:
+    """Replace this run's rows in quality.validation_results (a re-run of the same run_id overwrites)."""
+    ensure_results_table(conn)
+    with conn.transaction():
+        conn.execute("delete from quality.validation_results where run_id = %s", (result.run_id,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into quality.validation_results (run_id, suite, table_name, expectation, "
+                "expectation_type, severity, success, unexpected_count, element_count, observed, run_end, "
+                "checked_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())",
+                [
+                    (result.run_id, o.suite, o.table, o.check, o.expectation_type, o.severity, o.success,
+                     o.unexpected_count, o.element_count, json.dumps(o.observed), result.run_end)
+                    for o in result.outcomes
+                ],
+            )
+
+
+def run_gate(
+    url: str,
+    *,
+    build_schema: str = "marts_build",
+    run_id: str,
+    run_end: datetime,
+    docs_dir: str | Path,
+    suites_dir: str | Path | None = None,
+    store: bool = True,
+    target_schema: str = "marts",
+    waive: Iterable[str] = (),
+) -> GateResult:
+    """Validate raw landings, the ledger and the marts in `build_schema` against every suite.
+
+    `run_end` (timezone-aware; the DAG run's data_interval_end) bounds event times: nothing may happen
+    after it. Data Docs are written to `docs_dir` (open `GateResult.docs_path`). Nothing is published here;
+    `target_schema` is only read, to compare the build with what BI sees now.
+
+    `waive` (and env `CRM_QUALITY_WAIVE`, comma-separated) names critical checks (`suite.check`) an operator
+    accepts for this run, e.g. after a deliberate deletion; they are reported as warnings marked waived.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from sqlalchemy.pool import NullPool
+
+    started = time.monotonic()
+    gx_log = logging.getLogger("great_expectations")
+    if gx_log.level == logging.NOTSET:  # GX logs every metric at INFO; keep task logs readable
+        gx_log.setLevel(logging.WARNING)
+    if run_end.tzinfo is None:
+        raise ValueError("run_end must be timezone-aware (UTC), e.g. the DAG run's data_interval_end")
+    docs_dir = Path(docs_dir)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    chosen = suites_dir or os.environ.get("CRM_EXPECTATIONS_DIR")
+    suites = load_suites(Path(chosen) if chosen else None)
+
+    with psycopg.connect(url, application_name="crm_quality_gate") as conn:
+        existing = _existing_tables(conn, suites, build_schema)
+        columns = {
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                "select table_schema, table_name, column_name from information_schema.columns "
+                "where table_schema = any(%s)",
+                (["raw", "ops", build_schema],),
+            )
+        }
+        built = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = %s order by 1",
+            (build_schema,))]
+
+    outcomes: list[CheckOutcome] = []
+    present: list[SuiteSpec] = []
+    for spec in suites:
+        qualified = f"{spec.schema(build_schema)}.{spec.table}"
+        if (spec.schema(build_schema), spec.table) in existing:
+            present.append(spec)
+            continue
+        severity = "critical" if spec.required else "warning"
+        what = "dbt did not build it" if spec.layer == "marts" else "nothing has landed yet"
+        outcomes.append(CheckOutcome(spec.name, qualified, "table_exists", "table_exists", severity, False,
+                                     observed={"error": "table missing"},
+                                     error=f"table {qualified} does not exist ({what})"))
+    # a mart dbt builds without a suite would be published unchecked: say so
+    covered = {s.table for s in suites if s.layer == "marts"}
+    for name in built:
+        if name not in covered and not name.endswith(SCRATCH_SUFFIXES):
+            outcomes.append(CheckOutcome(
+                f"marts.{name}", f"{build_schema}.{name}", "suite_exists", "suite_exists", "warning", False,
+                observed={"error": "no suite"},
+                error=f"no suite in expectations/marts/ checks {build_schema}.{name}; it is published "
+                      "unchecked: add expectations/marts/" + name + ".yml"))
+
+    context = _build_context(docs_dir)
+    if present:
+        try:
+            # NullPool: every GX connection closes when GX is done with it (no idle sessions left behind)
+            datasource = context.data_sources.add_postgres(
+                "warehouse", connection_string=_sqlalchemy_url(url), kwargs={"poolclass": NullPool})
+        except Exception as exc:
+            raise RuntimeError(f"GX could not connect to the warehouse {redact(url)}: {exc}") from exc
+        definitions = []
+        by_suite: dict[str, SuiteSpec] = {}
+        for spec in present:
+            asset = datasource.add_table_asset(
+                spec.name, table_name=spec.table, schema_name=spec.schema(build_schema)
+            )
+            batch = asset.add_batch_definition_whole_table("whole_table")
+            suite = context.suites.add(
+                gx.ExpectationSuite(name=spec.name, expectations=_gx_expectations(
+                    spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema))
+            )
+            if len(suite.expectations) != len(spec.checks):
+                raise SuiteFileError(f"{spec.path}: GX dropped some checks as invalid; see the log above")
+            definitions.append(context.validation_definitions.add(
+                gx.ValidationDefinition(name=spec.name, data=batch, suite=suite)))
+            by_suite[spec.name] = spec
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name="quality_gate",
+            validation_definitions=definitions,
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+            # no sample values anywhere (Data Docs included): counts only
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
+        ))
+        run = checkpoint.run(
+            expectation_parameters={"run_end": run_end.isoformat()},
+            run_id=gx.RunIdentifier(run_name=run_id),
+        )
+        for validation in run.run_results.values():
+            spec = by_suite[validation.suite_name]
+            schema = spec.schema(build_schema)
+            missing = {c for c in referenced_columns_all(spec) if (schema, spec.table, c) not in columns}
+            checks = {c.check: c for c in spec.checks}
+            for r in validation.results:
+                meta = r.expectation_config.meta or {}
+                check = checks[meta["check"]]
+                outcomes.append(_outcome(spec, check, f"{schema}.{spec.table}", r.success,
+                                         r.result or {}, _find_exception(r.exception_info), missing))
+    else:
+        context.build_data_docs(site_names=[DOCS_SITE])
+
+    waived = set(waive) | {w.strip() for w in os.environ.get("CRM_QUALITY_WAIVE", "").split(",") if w.strip()}
+    unknown = waived - {f"{o.suite}.{o.check}" for o in outcomes}
+    if unknown:
+        log.warning("waivers name no check of this run: %s (format suite.check, e.g. "
+                    "marts.fct_interactions.not_shrunk_vs_published)", sorted(unknown))
+    outcomes = [
+        replace(o, severity="warning", observed={**o.observed, "waived": True})
+        if f"{o.suite}.{o.check}" in waived and o.severity == "critical" else o
+        for o in outcomes
+    ]
+    order = {s.name: i for i, s in enumerate(suites)}
+    outcomes.sort(key=lambda o: (order.get(o.suite, 0), o.check))
+    result = GateResult(run_id, run_end, build_schema, outcomes, docs_dir / "index.html",
+                        time.monotonic() - started)
+    if store:
+        with psycopg.connect(url, application_name="crm_quality_gate") as conn:
+            store_results(conn, result)
+    log.info("%s", result.report())
+    return result
+
+
+def referenced_columns_all(spec: SuiteSpec) -> set[str]:
+    return {c for check in spec.checks for c in referenced_columns(check)}

@@ -1,0 +1,220 @@
+"""Run the project's DAGs through Airflow on this machine: the environment Airflow needs (home, DAG folder,
+connections as `AIRFLOW_CONN_*`), and `airflow dags test` invocations with their logs kept on disk.
+
+Used by the `crm` command (demo, airflow) and the end-to-end tests. Production deployments (docker-compose)
+set the same variables in their own way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from crm_warehouse.settings import PROJECT_ROOT, crm_home, dbt_project_dir
+
+EXTRACT_DAGS = ["extract_phone_system", "extract_survey_vendor", "extract_web_forms", "extract_social",
+                "extract_sftp_drops"]
+TRANSFORM_DAG = "transform_warehouse"
+ALL_DAGS = [*EXTRACT_DAGS, TRANSFORM_DAG]
+
+QUIET = {
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DO_NOT_TRACK": "1",
+    "SCARF_ANALYTICS": "false",
+}
+
+
+def warehouse_connection(url: str) -> dict:
+    """Airflow connection JSON for a libpq URL. A password is always set because dbt's profile mapping
+    requires one (the embedded server uses trust authentication on loopback and ignores it)."""
+    parts = urlsplit(url)
+    return {
+        "conn_type": "postgres",
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "login": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or "") or "crm-local",
+        "schema": (parts.path or "/crm").lstrip("/") or "crm",
+    }
+
+
+def airflow_env(connections: dict[str, dict], *, home: Path | None = None) -> dict[str, str]:
+    """The environment for Airflow commands: our DAG folder, a local metadata database, the connections."""
+    home = home or crm_home()
+    airflow_home = home / "airflow"
+    env = dict(os.environ)
+    env.update(QUIET)
+    env.update({
+        "CRM_HOME": str(home),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    })
+    for conn_id, conn in connections.items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def migrate_metadata(env: dict[str, str], log: Path) -> None:
+    """Create or upgrade Airflow's metadata database (idempotent)."""
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    _run([airflow_bin(), "db", "migrate"], env, log, what="airflow db migrate")
+
+
+def dbt_parse(env: dict[str, str], log: Path) -> Path:
+    """Write dbt_project/target/manifest.json, from which Cosmos renders the transform DAG cheaply."""
+    conn = json.loads(env["AIRFLOW_CONN_WAREHOUSE"])
+    dbt_env = dict(env)
+    dbt_env.update({"CRM_PG_HOST": conn["host"], "CRM_PG_PORT": str(conn["port"]), "CRM_PG_USER": conn["login"],
+                    "CRM_PG_PASSWORD": conn["password"], "CRM_PG_DBNAME": conn["schema"]})
+    project = dbt_project_dir()
+    _run([str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(project), "--profiles-dir",
+          str(project), "--quiet"], dbt_env, log, what="dbt parse")
+    return project / "target" / "manifest.json"
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    ok: bool
+    seconds: float
+    log: Path
+    failed_tasks: list[str]
+    message: str = ""
+
+
+def dags_test(dag_id: str, *, logical_date: datetime, window: tuple[datetime, datetime] | None,
+              env: dict[str, str], log: Path, timeout: float = 3600) -> DagRunResult:
+    """Run one DAG through Airflow (`airflow dags test`: every task really executed by Airflow's task
+    runner, in this process tree), its output kept in `log`."""
+    import time
+
+    conf = {}
+    if window:
+        conf = {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
+    cmd = [airflow_bin(), "dags", "test", dag_id, logical_date.isoformat()]
+    if conf:
+        cmd += ["-c", json.dumps(conf)]
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    text = log.read_text(errors="replace")
+    failed = sorted({line.split("task_id=")[1].split()[0].strip(",'\"")
+                     for line in text.splitlines()
+                     if "new_state=failed" in line and "task_id=" in line})
+    succeeded = proc.returncode == 0 and "state=success" in text and "state=failed" not in text
+    message = "" if succeeded else _failure_excerpt(text)
+    return DagRunResult(dag_id, succeeded, time.monotonic() - started, log, failed, message)
+
+
+def _failure_excerpt(text: str, lines: int = 12) -> str:
+    """The most telling lines of a failed run's log: the exception messages."""
+    keep = [ln for ln in text.splitlines()
+            if any(k in ln for k in ("Error", "Exception", "error", "failed", "Failed"))
+            and "Skipping registering" not in ln]
+    return "\n".join(keep[-lines:])
+
+
+def _run(cmd: list[str], env: dict[str, str], log: Path, *, what: str) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}); full log: {log}\n{tail}")
+
+
+# ------------------------------------------------------------------------------------- scale-out
+def celery_env(base: dict[str, str], *, metadata_url: str, broker_url: str, api_port: int) -> dict[str, str]:
+    """Settings for Airflow with the CeleryExecutor, as docker-compose.yml sets them, on this machine:
+    metadata in PostgreSQL (`metadata_url`, a libpq URL), Redis as the broker, one api-server."""
+    sqlalchemy = metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    env = dict(base)
+    env.update({
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "crm-local-scale-out-test",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crm_warehouse.orchestration.hostname.worker_hostname",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "CRM_SCHEDULES": "off",
+    })
+    return env
+
+
+class LocalCluster:
+    """api-server, scheduler, dag-processor, triggerer and N Celery workers as processes on this machine:
+    the docker-compose deployment without containers. Logs in `log_dir/<component>.log`."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, workers: int = 2):
+        self.env = env
+        self.log_dir = log_dir
+        self.workers = workers
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def _start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, **(extra_env or {})}
+        out = (self.log_dir / f"{name}.log").open("w")
+        self.procs[name] = subprocess.Popen([airflow_bin(), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def start(self) -> LocalCluster:
+        self._start("api-server", ["api-server", "--port", self.env["AIRFLOW__API__PORT"], "--host", "127.0.0.1"])
+        self._start("scheduler", ["scheduler"])
+        self._start("dag-processor", ["dag-processor"])
+        self._start("triggerer", ["triggerer"])
+        for i in range(1, self.workers + 1):
+            name = f"worker{i}"
+            self._start(name, ["celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h"],
+                        {"CRM_WORKER_NAME": name})
+        return self
+
+    def check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"Airflow components exited: {dead}; logs in {self.log_dir}")
+
+    def stop(self) -> None:
+        import signal
+
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,161 @@
+"""Run one stream over one half-open window: extract, load in chunks, move the cursor with the rows.
+
+Chunks are committed every `flush_records` records (each commit a batch in the ledger with the resume
+position saved in the same transaction), so a long window interrupted by a rate limit or a crash
+resumes where it stopped. A rate-limit wait beyond the policy's `max_wait` commits what was received
+and raises RateLimitDeferred carrying the saved position.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from crm_warehouse.http import RateLimitDeferred, RetryPolicy
+from crm_warehouse.load import (
+    Record,
+    ensure_ops_tables,
+    ensure_raw_table,
+    read_state,
+    record_failed_batch,
+    save_state,
+    write_batch,
+)
+from crm_warehouse.sources.base import ConnInfo, Source, StreamContext, connection_info, iso
+
+log = logging.getLogger(__name__)
+
+FLUSH_RECORDS = 50_000
+PROGRESS_EVERY = 20  # pages between progress lines in the task log
+
+
+def _check_window(window_start: datetime, window_end: datetime) -> None:
+    for name, value in (("window_start", window_start), ("window_end", window_end)):
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"{name} must be a timezone-aware datetime (UTC), got {value!r}")
+    if not window_start < window_end:
+        raise ValueError(f"Empty window [{iso(window_start)}, {iso(window_end)}): window_end must be after "
+                         "window_start")
+
+
+def run_source_stream(
+    source: Source,
+    stream: str,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    conn_id: str | None = None,
+    warehouse_conn_id: str = "warehouse",
+    warehouse_url: str | None = None,
+    connection: ConnInfo | None = None,
+    retry_policy: RetryPolicy | None = None,
+    flush_records: int = FLUSH_RECORDS,
+) -> dict[str, Any]:
+    _check_window(window_start, window_end)
+    spec = source.stream(stream)
+    stats: dict[str, Any] = {
+        "source": source.name, "stream": stream, "window_start": iso(window_start),
+        "window_end": iso(window_end), "batches": [], "received": 0, "loaded": 0, "duplicate": 0,
+        "quarantined": 0, "pages": 0, "requests": 0, "retries": 0,
+    }
+    if spec.extract is None:
+        stats["note"] = f"landed by stream {spec.loaded_by!r} (same transaction as its rows)"
+        return stats
+    conn_info = connection or connection_info(conn_id or source.name)
+    client = source.make_client(conn_info, retry_policy)
+    from crm_warehouse.warehouse import connect
+
+    window_key = [iso(window_start), iso(window_end)]
+    with connect(warehouse_conn_id, url=warehouse_url, autocommit=True) as conn:
+        ensure_ops_tables(conn)
+        for table in spec.keys:
+            ensure_raw_table(conn, source.name, table)
+        state = read_state(conn, source.name, stream) or {}
+        saved_resume = state.get("resume") or None
+        resume = saved_resume["position"] if saved_resume and saved_resume.get("window") == window_key else None
+        cursor = {k: v for k, v in state.items() if k not in ("resume",)}
+        ctx = StreamContext(source.name, stream, conn_info, client, window_start, window_end, cursor, resume,
+                            conn, new_cursor=dict(cursor))
+        if resume:
+            log.info("%s.%s: resuming window %s from saved position %s", source.name, stream, window_key, resume)
+        buffer: dict[str, list[Record]] = {t: [] for t in spec.keys}
+        buffered = 0
+        last_position: dict | None = resume
+        cursor_before: dict = state
+
+        def flush(done: bool) -> None:
+            nonlocal buffered, cursor_before
+            if done:
+                previous = cursor.get("last_window")
+                latest = previous if previous and previous[1] > window_key[1] else window_key
+                after = {**ctx.new_cursor, "last_window": latest, "resume": None}
+            else:
+                after = {**cursor, "resume": {"window": window_key, "position": last_position}}
+            with conn.transaction():
+                batch_id = None
+                for table, records in buffer.items():
+                    if not records and table != stream:
+                        continue
+                    result = write_batch(
+                        conn, source.name, table, records, key=spec.keys[table],
+                        window=(window_start, window_end), cursor_before=cursor_before, cursor_after=after,
+                        source_uri=conn_info.base_url,
+                    )
+                    batch_id = result.batch_id if table == stream else batch_id
+                    stats["batches"].append(result.batch_id)
+                    for k in ("received", "loaded", "duplicate", "quarantined"):
+                        stats[k] += getattr(result, k)
+                    if table != stream:
+                        stats.setdefault("tables", {}).setdefault(table, {"received": 0, "loaded": 0})
+                        stats["tables"][table]["received"] += result.received
+                        stats["tables"][table]["loaded"] += result.loaded
+                save_state(conn, source.name, stream, after, batch_id)
+            for records in buffer.values():
+                records.clear()
+            buffered = 0
+            cursor_before = after
+            stats["cursor"] = after
+
+        try:
+            for chunk in spec.extract(ctx):
+                stats["pages"] += 1
+                for table, records in chunk.records.items():
+                    buffer[table].extend(records)
+                    buffered += len(records)
+                last_position = chunk.position
+                if stats["pages"] % PROGRESS_EVERY == 0:
+                    log.info("%s.%s [%s, %s): %s pages, %s records received so far", source.name, stream,
+                             *window_key, stats["pages"], stats["received"] + buffered)
+                if buffered >= flush_records and chunk.position is not None:
+                    flush(done=False)
+            flush(done=True)
+        except RateLimitDeferred as exc:
+            if buffered or last_position != resume:  # save the position even when the pages were empty
+                flush(done=False)
+            exc.position = last_position
+            exc.source, exc.stream = source.name, stream
+            stats.update(requests=client.requests_made, retries=client.retries)
+            log.warning("%s.%s deferred: %s (resume at %s)", source.name, stream, exc, exc.resume_at.isoformat())
+            raise
+        except Exception as exc:
+            _record_failure(conn, source.name, stream, (window_start, window_end), cursor_before, exc)
+            raise
+        stats.update(requests=client.requests_made, retries=client.retries)
+    log.info("%s.%s [%s, %s): received %s, loaded %s, duplicate %s, quarantined %s in %s pages (%s requests, "
+             "%s retries)", source.name, stream, *window_key, stats["received"], stats["loaded"],
+             stats["duplicate"], stats["quarantined"], stats["pages"], stats["requests"], stats["retries"])
+    return stats
+
+
+def _record_failure(conn: psycopg.Connection, source: str, stream: str, window: tuple, cursor: Any,
+                    exc: BaseException) -> None:
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        record_failed_batch(conn, source, stream, window=window, cursor_before=cursor,
+                            error=f"{type(exc).__name__}: {exc}")
+    except Exception:  # the original error matters more than the ledger row
+        log.exception("could not record the failed batch of %s.%s", source, stream)

@@ -1,0 +1,39 @@
+-- Schemas and least-privilege roles of the warehouse. Idempotent; run by `crm_warehouse.bootstrap`.
+-- crm_loader writes raw and ops; crm_transformer reads raw, owns staging/intermediate/marts*;
+-- bi_reader reads the published marts and nothing else.
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'crm_loader') then
+        create role crm_loader nologin;
+    end if;
+    if not exists (select from pg_roles where rolname = 'crm_transformer') then
+        create role crm_transformer nologin;
+    end if;
+    if not exists (select from pg_roles where rolname = 'bi_reader') then
+        create role bi_reader login;
+    end if;
+end
+$$;
+
+create schema if not exists raw;
+create schema if not exists ops;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists snapshots;
+create schema if not exists marts_build;
+create schema if not exists marts;
+create schema if not exists quality;
+
+revoke all on schema raw, ops, staging, intermediate, snapshots, marts_build, quality from public;
+revoke create on schema public from public;
+
+grant usage, create on schema raw, ops to crm_loader;
+grant usage on schema raw to crm_transformer;
+grant usage, create on schema staging, intermediate, snapshots, marts_build, marts, quality to crm_transformer;
+grant select on all tables in schema raw to crm_transformer;
+alter default privileges in schema raw grant select on tables to crm_transformer;
+
+grant usage on schema marts to bi_reader;
+grant select on all tables in schema marts to bi_reader;
+alter default privileges in schema marts grant select on tables to bi_reader;
+alter default privileges for role crm_transformer in schema marts grant select on tables to bi_reader;

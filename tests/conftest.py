@@ -1,0 +1,78 @@
+"""Shared fixtures. Integration tests get a real PostgreSQL: `CRM_TEST_PG_URL` if set, else the
+server on 127.0.0.1:5432 if one answers, else an embedded server started for the session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+for _k, _v in {
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DO_NOT_TRACK": "1",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests without a layer marker get one from their folder (tests/unit, integration, e2e)."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for layer in ("unit", "integration", "e2e"):
+            if layer in parts and not item.get_closest_marker(layer):
+                item.add_marker(getattr(pytest.mark, layer))
+
+
+def _server_url() -> str:
+    if os.environ.get("CRM_TEST_PG_URL"):
+        return os.environ["CRM_TEST_PG_URL"]
+    system = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(system, connect_timeout=2):
+            return system
+    except psycopg.OperationalError:
+        from crm_warehouse.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(ROOT / ".crm" / "test-pg")
+        server.ensure_running()
+        return server.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture
+def fresh_db(pg_server_url):
+    """A new, empty database for one test, dropped afterwards. Yields its URL."""
+    name = f"crm_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    """dbt_project/target/manifest.json, written by `dbt parse` (no database needed), from which Cosmos
+    renders the transform DAG as it does in production."""
+    import json as _json
+
+    from crm_warehouse import runtime
+
+    env = runtime.airflow_env({"warehouse": runtime.warehouse_connection("postgresql://postgres@127.0.0.1/crm")},
+                              home=ROOT / ".crm" / "test-home")
+    manifest = runtime.dbt_parse(env, ROOT / ".crm" / "test-home" / "dbt-parse.log")
+    assert _json.loads(manifest.read_text())["nodes"], "dbt parse wrote an empty manifest"
+    return manifest

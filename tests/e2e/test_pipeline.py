@@ -1,0 +1,159 @@
+"""End to end: every DAG run through Airflow (`airflow dags test`) against the sandbox vendors and a real
+PostgreSQL, then the marts checked against the sandbox's ground truth, then the whole thing run again to
+prove that a re-run changes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from crm_warehouse import runtime
+
+WORLD = {"seed": 11, "customers": 300, "days": 10, "start": "2026-09-01"}
+START = datetime(2026, 9, 1, tzinfo=UTC)
+END = START + timedelta(days=WORLD["days"])
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    from sandbox.world import generate
+
+    path = tmp_path_factory.mktemp("world")
+    generate(path, **WORLD)
+    return path
+
+
+@pytest.fixture(scope="module")
+def warehouse(pg_server_url):
+    import uuid
+
+    from psycopg import sql
+
+    name = f"crm_e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    yield pg_server_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def pipeline(world_dir, warehouse, tmp_path_factory):
+    """Runs every DAG once; yields a function that runs them all again."""
+    from sandbox.serve import Sandbox
+
+    home = tmp_path_factory.mktemp("crm-home")
+    box = Sandbox(world_dir)
+    box.start()
+    connections = {**box.connections, "warehouse": runtime.warehouse_connection(warehouse)}
+    env = runtime.airflow_env(connections, home=home)
+    env["CRM_DOCS_DIR"] = str(home / "docs")
+    runtime.migrate_metadata(env, home / "logs" / "migrate.log")
+    runtime.dbt_parse(env, home / "logs" / "dbt-parse.log")
+
+    def run_all(tag: str) -> list[runtime.DagRunResult]:
+        results = []
+        for dag_id in runtime.ALL_DAGS:
+            result = runtime.dags_test(dag_id, logical_date=END, window=(START, END), env=env,
+                                       log=home / "logs" / f"{tag}-{dag_id}.log")
+            assert result.ok, f"{dag_id} failed ({result.failed_tasks}); log {result.log}:\n{result.message}"
+            results.append(result)
+        return results
+
+    first = run_all("first")
+    try:
+        yield {"first": first, "run_all": run_all, "home": home, "sandbox": box}
+    finally:
+        box.stop()
+
+
+def _truth(world_dir, query: str, params=()):
+    with sqlite3.connect(world_dir / "world.db") as db:
+        return db.execute(query, params).fetchall()
+
+
+def _one(url: str, query: str, params=()):
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+def test_every_served_record_landed_exactly_once_or_was_quarantined(pipeline, world_dir, warehouse):
+    truth = _truth(world_dir, "select source, stream, count(*) from truth_records group by 1, 2")
+    assert truth, "the sandbox wrote no ground truth"
+    with psycopg.connect(warehouse) as conn:
+        for source, stream, expected in truth:
+            table = f"{source}__{stream}"
+            exists = conn.execute("select to_regclass(%s) is not null", (f"raw.{table}",)).fetchone()[0]
+            assert exists, f"raw.{table} was never created"
+            distinct = conn.execute(f'select count(distinct record_key) from raw."{table}"').fetchone()[0]
+            quarantined = conn.execute("select count(*) from ops.quarantine where source = %s and stream = %s",
+                                       (source, stream)).fetchone()[0]
+            assert distinct + quarantined == expected, f"{table}: {distinct} landed + {quarantined} quarantined " \
+                                                       f"!= {expected} served"
+
+
+def test_batch_ledger_balances(pipeline, warehouse):
+    bad = _one(warehouse, "select count(*) from ops.batches where received <> loaded + duplicate + quarantined")
+    assert bad == (0,)
+
+
+def test_customers_resolved_close_to_the_truth(pipeline, world_dir, warehouse):
+    people = _truth(world_dir, "select count(distinct person_id) from truth_records where person_id is not null")[0][0]
+    customers = _one(warehouse, "select count(*) from marts.dim_customers")[0]
+    # anonymous social accounts stay separate customers, so the count is at least the people reached...
+    assert customers >= 0.9 * people, (customers, people)
+    # ...and resolution merged most records: far fewer customers than source records
+    records = _truth(world_dir, "select count(*) from truth_records")[0][0]
+    assert customers < 0.5 * records, (customers, records)
+
+
+def test_complaints_per_channel_match_the_truth(pipeline, world_dir, warehouse):
+    truth = dict(_truth(world_dir, "select channel, count(*) from truth_complaints "
+                                   "where opened_at < ? group by 1", (END.isoformat(),)))
+    with psycopg.connect(warehouse) as conn:
+        found = dict(conn.execute("select channel, count(*) from marts.fct_complaints group by 1").fetchall())
+    assert set(found) >= {c for c, n in truth.items() if n > 0}, (found, truth)
+    total_truth, total_found = sum(truth.values()), sum(found.values())
+    assert abs(total_found - total_truth) <= 0.1 * total_truth, (found, truth)
+
+
+def test_bi_reader_reads_marts_and_nothing_else(pipeline, warehouse):
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("set role bi_reader")
+        assert conn.execute("select count(*) from marts.fct_complaints").fetchone()[0] > 0
+        for relation in ("raw.phone_system__calls", "ops.batches"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.transaction():
+                    conn.execute(f"select 1 from {relation} limit 1")
+
+
+def test_second_run_changes_nothing(pipeline, warehouse):
+    def snapshot():
+        with psycopg.connect(warehouse) as conn:
+            raw = conn.execute("""
+                select table_name from information_schema.tables where table_schema = 'raw' order by 1
+            """).fetchall()
+            counts = {t: conn.execute(f'select count(*) from raw."{t}"').fetchone()[0] for (t,) in raw}
+            counts["customers"] = conn.execute("select count(*) from marts.dim_customers").fetchone()[0]
+            counts["complaints"] = conn.execute("select count(*) from marts.fct_complaints").fetchone()[0]
+            counts["customer_ids"] = conn.execute(
+                "select md5(string_agg(customer_id::text, ',' order by customer_id)) from marts.dim_customers"
+            ).fetchone()[0]
+            return counts
+
+    before = snapshot()
+    last_batch = _one(warehouse, "select max(batch_id) from ops.batches")[0]
+    pipeline["run_all"]("second")
+    assert snapshot() == before
+    loaded_again = _one(warehouse, "select coalesce(sum(loaded), 0) from ops.batches where batch_id > %s",
+                        (last_batch,))[0]
+    assert loaded_again == 0
+
+
+def test_docs_are_built(pipeline):
+    docs = pipeline["home"] / "docs"
+    assert (docs / "data_docs" / "index.html").exists()
+    assert (docs / "dbt" / "index.html").exists()
+    assert "fct_complaints" in (docs / "dbt" / "index.html").read_text()

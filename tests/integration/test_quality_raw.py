@@ -1,0 +1,50 @@
+"""The raw-landing suites against what the real loader writes: a clean load reconciles with the ledger;
+a row that vanished from raw, or a batch the ledger does not know, fails the gate critically."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from crm_warehouse.bootstrap import bootstrap
+from crm_warehouse.load.ddl import ensure_ops_tables
+from crm_warehouse.load.loader import Record, write_batch
+from crm_warehouse.quality.gate import run_gate
+
+
+def _calls(numbers, duration="42"):
+    return [Record({"sid": f"CA{n:032x}", "duration": duration, "status": "completed",
+                    "start_time": "Tue, 01 Sep 2026 10:00:00 +0000"},
+                   source_uri="https://api.example/Calls.json", source_position="1") for n in numbers]
+
+
+def test_raw_suites_reconcile_the_real_loader_with_its_ledger(fresh_db, tmp_path):
+    with psycopg.connect(fresh_db) as conn:
+        bootstrap(conn)
+        ensure_ops_tables(conn)
+        conn.commit()
+        with conn.transaction():
+            write_batch(conn, "phone_system", "calls", _calls(range(10)), key="sid")
+        with conn.transaction():  # 5 re-delivered (duplicates), 5 new, one with a negative duration
+            write_batch(conn, "phone_system", "calls", _calls(range(5, 15)) + _calls([99], "-3"), key="sid")
+    run_end = datetime.now(UTC) + timedelta(hours=1)
+    result = run_gate(fresh_db, run_id="raw-ok", run_end=run_end, docs_dir=tmp_path / "ok")
+    raw = {o.check: o for o in result.outcomes if o.suite == "raw.phone_system__calls"}
+    assert raw and all(o.success for o in raw.values() if o.severity == "critical"), result.report()
+    assert raw["rows_reconcile_with_ledger"].unexpected_count == 0
+    assert not raw["duration_not_negative"].success and raw["duration_not_negative"].unexpected_count == 1
+    assert raw["duration_not_negative"].severity == "warning"
+    ledger = {o.check: o for o in result.outcomes if o.suite == "ops.batches"}
+    assert ledger["received_equals_loaded_duplicate_quarantined"].success
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # a landed row vanishes, and a row appears under a batch the ledger never recorded
+        conn.execute("delete from raw.phone_system__calls where record_key = %s", (f"CA{3:032x}",))
+        conn.execute("update raw.phone_system__calls set batch_id = 999 where record_key = %s",
+                     (f"CA{12:032x}",))
+    result = run_gate(fresh_db, run_id="raw-bad", run_end=run_end, docs_dir=tmp_path / "bad")
+    failed = {(o.suite, o.check): o for o in result.critical_failures}
+    reconcile = failed[("raw.phone_system__calls", "rows_reconcile_with_ledger")]
+    assert reconcile.unexpected_count == 3  # batch 1 short by one, batch 2 short by one, batch 999 unknown
+    assert "raw.phone_system__calls.rows_reconcile_with_ledger on raw.phone_system__calls: 3 unexpected rows" \
+        in result.report()

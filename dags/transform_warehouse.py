@@ -70,6 +70,8 @@ def transform_warehouse():
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if MANIFEST.exists() else LoadMode.AUTOMATIC,
             test_behavior=TestBehavior.AFTER_EACH,
+            # a relationships test between two models runs once both are built, not after the first
+            should_detach_multiple_parents_tests=True,
             invocation_mode=InvocationMode.DBT_RUNNER,
         ),
         execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt"),

@@ -262,3 +262,24 @@ def test_linkedin_daily_quota_defers_until_midnight_utc(sb, fresh_db):
         run(fresh_db, "social_linkedin", "posts", 0)
     resume_at = info.value.resume_at
     assert (resume_at.hour, resume_at.minute) == (0, 0) and resume_at > datetime.now(UTC)
+
+
+def test_extract_task_gives_its_worker_back_on_a_long_rate_limit(sb, fresh_db, monkeypatch):
+    """The DAG layer turns a long quota wait into a reschedule (not a sleeping worker, not a failed try),
+    and the rescheduled try resumes from the saved position."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+    from crm_warehouse.orchestration.extract import run_stream_task
+    from crm_warehouse.runtime import warehouse_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(warehouse_connection(fresh_db)))
+    ws, we = day(0)
+    context = {"dag_run": None, "data_interval_start": ws, "data_interval_end": we}
+    sb.inject("twilio.calls", "429", 1, retry_after=900)
+    with pytest.raises(AirflowRescheduleException) as info:
+        run_stream_task("phone_system", "calls", conn_id="phone_system", context=context)
+    waited = (info.value.reschedule_date - datetime.now(UTC)).total_seconds()
+    assert 800 < waited <= 900
+    assert isinstance(info.value.__cause__, RateLimitDeferred)
+    stats = run_stream_task("phone_system", "calls", conn_id="phone_system", context=context)
+    count, keys = raw_rows(fresh_db, "phone_system__calls")
+    assert stats["loaded"] == count == len(keys) > 0

@@ -3,9 +3,14 @@ Asset of its raw table. Called from the DAG files, which only declare."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from airflow.sdk import TaskGroup, chain, task
 
 from crm_warehouse.orchestration.dag_support import raw_asset, window_from_context
+
+log = logging.getLogger(__name__)
 
 
 @task(task_id="bootstrap_warehouse")
@@ -26,13 +31,29 @@ def stream_tasks(source: str, streams: list[str], *, conn_id: str) -> list:
         for stream in streams:
             @task(task_id=stream, outlets=[raw_asset(f"{source}__{stream}")])
             def extract_stream(source: str = source, stream: str = stream, conn_id: str = conn_id, **context):
-                from crm_warehouse.sources import run_stream
-
-                start, end = window_from_context(context)
-                stats = run_stream(source, stream, start, end, conn_id=conn_id)
-                print(f"{source}.{stream} [{start.isoformat()}, {end.isoformat()}): {stats}")
-                return stats
+                return run_stream_task(source, stream, conn_id=conn_id, context=context)
 
             tasks.append(extract_stream())
     chain(*tasks)
     return tasks
+
+
+def run_stream_task(source: str, stream: str, *, conn_id: str, context: dict[str, Any]) -> dict:
+    """Extract one stream over the run's window. When the vendor's quota is exhausted for longer than the
+    HTTP policy waits in-process, what was received is committed with the position inside the stream,
+    and the task gives its worker back: it is rescheduled (state `up_for_reschedule`, not a failed try)
+    for when the quota resets, and the next try resumes from the saved position."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    from crm_warehouse.http import RateLimitDeferred
+    from crm_warehouse.sources import run_stream
+
+    start, end = window_from_context(context)
+    try:
+        stats = run_stream(source, stream, start, end, conn_id=conn_id)
+    except RateLimitDeferred as exc:
+        log.warning("%s.%s: %s; rescheduled for %s, resuming from %s", source, stream, exc,
+                    exc.resume_at.isoformat(), exc.position)
+        raise AirflowRescheduleException(reschedule_date=exc.resume_at) from exc
+    log.info("%s.%s [%s, %s): %s", source, stream, start.isoformat(), end.isoformat(), stats)
+    return stats

@@ -1253,8 +1253,9 @@ def _complaint_episode(w: _World, p: Person, t: int, counters: dict) -> None:
         net, source, stream, key, reach, target, ref = got
         stored = True
         w.record(source, stream, key, p, cid, "social_complaint", False, None)
+        # reach matters: the company tries harder (and sooner, see _resolve) to reach a loud complainant
         c = _Complaint(cid, f"social_{net}", source, stream, key, ref, category, t, reach,
-                       contactable=rng.random() < 0.55)
+                       contactable=rng.random() < _reach_weight(reach, 0.2, 0.25, 0.95))
         if net == "facebook":
             c.public_reply, c.public_target = "facebook", target
         elif net == "linkedin":
@@ -1263,6 +1264,11 @@ def _complaint_episode(w: _World, p: Person, t: int, counters: dict) -> None:
         _resolve(w, p, c)
     else:
         counters["complaints"] -= 1
+
+
+def _reach_weight(reach: int | None, base: float, per_decade: float, cap: float) -> float:
+    """base + per_decade * log10(1 + reach), at most cap: how much a social complainant's audience counts."""
+    return min(cap, base + per_decade * math.log10(1 + (reach or 0)))
 
 
 def _resolve(w: _World, p: Person, c: _Complaint) -> None:
@@ -1286,7 +1292,8 @@ def _resolve(w: _World, p: Person, c: _Complaint) -> None:
                 w.record("social_linkedin", "comments", got[0], None, c.cid, "company_reply", False, None)
                 first_response = tr
     if c.contactable and rng.random() < 0.92:
-        t1 = c.opened + int(rng.expovariate(1 / (18 * 3600))) + 600
+        wait = 18 * 3600 / (1.0 if c.reach is None else _reach_weight(c.reach, 1.0, 1.0, 6.0))
+        t1 = c.opened + int(rng.expovariate(1 / wait)) + 600
         if rng.random() < 0.15:  # a first attempt nobody answers
             sid, _ = w.twilio_call(t1, COMPANY_NUMBER, p.phone, "outbound-api", "no-answer", 0)
             w.record("phone_system", "calls", sid, p, c.cid, "follow_up_call", True, "phone")

@@ -759,7 +759,8 @@ QUALTRICS_QUESTIONS = {
     "QID1": "How satisfied are you with our service?", "QID2": "How likely are you to recommend us?",
     "QID3": "Was there a problem?", "QID4_TEXT": "What was the problem?",
     "QID5_TEXT": "What would you require to be satisfied?", "QID6_TEXT": "What is necessary to rectify it?",
-    "QID7_TEXT": "How could it have been avoided?", "QID8_TEXT": "Phone number (optional)",
+    "QID7_TEXT": "How could it have been avoided?",
+    "QID8_TEXT": "Phone number (optional – we’ll only call you about this)",  # cp1252 files need these
     "QID9_TEXT": "X / social handle (optional)", "QID10": "Problem category",
 }
 _CSV_FROM_VALUES = {"StartDate": "startDate", "EndDate": "endDate", "Status": "status", "IPAddress": "ipAddress",

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import sqlite3
+import time
 import zipfile
 import zlib
 from datetime import UTC, datetime
@@ -196,3 +197,100 @@ def test_regenerating_the_world_clears_old_drops(tmp_path):
     W.generate(tmp_path, seed=2, customers=100, days=3)
     assert not (tmp_path / "sftp_root").exists() and not (tmp_path / "sftp_drops.json").exists()
     assert (tmp_path / "sftp_host_key").exists(), "the server keeps its host key across worlds"
+
+
+def _unwrap(name: str, data: bytes) -> bytes:
+    if name.endswith(".gz"):
+        assert data[:2] == b"\x1f\x8b", name
+        return gzip.decompress(data)
+    if name.endswith(".zip"):
+        assert data[:4] == b"PK\x03\x04", name
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert len(zf.namelist()) == 1
+            return zf.read(zf.namelist()[0])
+    return data
+
+
+def test_each_variant_is_really_written_that_way(sb):
+    """The bytes on the server, not only the manifest, carry each variant."""
+    sb.set_clock(datetime(2026, 9, 11, tzinfo=UTC))
+    drops = json.loads((sb.world_dir / "sftp_drops.json").read_text())["files"]
+    client = _client(sb)
+    sftp = client.open_sftp()
+    checked = set()
+    for i, d in enumerate(drops):
+        if d["feed"] != "survey_vendor" or any(o["path"] == d["path"] for o in drops[i + 1:]):
+            continue  # (an earlier version of a re-uploaded file is gone)
+        name = d["path"].rsplit("/", 1)[1]
+        raw = _unwrap(name, sftp.open(d["path"]).read())
+        v = d["variant"]
+        if v == "gzip":
+            assert name.endswith(".csv.gz")
+        elif v == "zip":
+            assert name.endswith(".zip")
+        else:
+            assert name.endswith(".csv")
+        if v == "bom":
+            assert raw.startswith(b"\xef\xbb\xbf")
+        elif v == "utf16":
+            assert raw.startswith(b"\xff\xfe") and raw[3:4] == b"\x00"
+            raw = raw.decode("utf-16").encode()
+        elif v == "cp1252":
+            assert any(b > 0x7F for b in raw), "no character outside ASCII to tell the encoding by"
+            with pytest.raises(UnicodeDecodeError):
+                raw.decode("utf-8")
+            raw = raw.decode("cp1252").encode()
+        else:
+            assert not raw.startswith(b"\xef\xbb\xbf")
+            raw.decode("utf-8")
+        first = raw.split(b"\r\n", 1)[0].decode("utf-8-sig")
+        delim = {"semicolon": ";", "tab": "\t"}.get(v, ",")
+        assert first.startswith(f"StartDate{delim}EndDate{delim}") if v != "single_header" else \
+            first.startswith("StartDate,EndDate,")
+        rows = _decode(name, sftp.open(d["path"]).read())
+        if v == "single_header":
+            assert len(rows) == d["rows"] + 1 and not any("ImportId" in r[0] for r in rows)
+        else:
+            assert len(rows) == d["rows"] + 3 and json.loads(rows[2][0]) == {"ImportId": "startDate"}, v
+        checked.add(v)
+    assert checked == {"plain", "gzip", "bom", "zip", "utf16", "cp1252", "semicolon", "single_header", "tab"}
+    cc = {d["variant"] for d in drops if d["feed"].startswith("call_center")}
+    assert {"plain", "gzip", "tab"} <= cc and cc & {"semicolon", "bom"}, cc
+    client.close()
+
+
+def test_reupload_replaces_content_under_the_same_name_and_resend_repeats_content(sb):
+    sb.set_clock(datetime(2026, 9, 11, tzinfo=UTC))
+    drops = json.loads((sb.world_dir / "sftp_drops.json").read_text())["files"]
+    by_path: dict[str, list[dict]] = {}
+    for d in drops:
+        by_path.setdefault(d["path"], []).append(d)
+    again = [v for v in by_path.values() if len(v) > 1]
+    assert again and all(len({d["sha256"] for d in v}) == len(v) for v in again), "same name, new content"
+    client = _client(sb)
+    sftp = client.open_sftp()
+    latest = again[0][-1]
+    assert hashlib.sha256(sftp.open(latest["path"]).read()).hexdigest() == latest["sha256"]
+    resend = next(d for d in drops if d["path"].endswith("_resend.csv"))
+    original = next(d for d in drops if d["sha256"] == resend["sha256"] and d is not resend)
+    assert original["path"] != resend["path"]
+    assert sftp.open(original["path"]).read() == sftp.open(resend["path"]).read()
+    client.close()
+
+
+def test_sftp_slow_fault_stalls_a_read(sb):
+    sb.set_clock(datetime(2026, 9, 11, tzinfo=UTC))
+    drops = json.loads((sb.world_dir / "sftp_drops.json").read_text())["files"]
+    path = next(d["path"] for d in drops if d["feed"] == "survey_vendor")
+    client = _client(sb)
+    sftp = client.open_sftp()
+    sb.inject("sftp", "slow", seconds=1.0)
+    t0 = time.monotonic()
+    with sftp.open(path) as f:
+        f.read()
+    assert time.monotonic() - t0 >= 1.0
+    t0 = time.monotonic()
+    with sftp.open(path) as f:
+        f.read()
+    assert time.monotonic() - t0 < 1.0
+    client.close()

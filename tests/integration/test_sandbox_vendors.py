@@ -396,3 +396,118 @@ def test_every_fault_on_every_endpoint(sb, endpoint):
         records = call().json()[path]
         assert records and all("sandbox_new_field" in rec for rec in records)
     assert call().status_code == 200
+
+
+def _ids(records: list[dict]) -> list[str]:
+    return [r.get("id") or r.get("sid") or r.get("token") or r.get("disposition_id") or r.get("responseId")
+            for r in records]
+
+
+def _two_pages(sb, endpoint: str) -> list[str]:
+    """Record ids of the first two pages of an endpoint, following its own next link (Typeform and Qualtrics:
+    the one answer)."""
+    method, url, kw, path = _request_for(sb, endpoint)
+    if endpoint == "qualtrics.export":
+        data, _ = _export(sb, {"format": "json"})
+        return _ids(json.loads(data)["responses"])
+    first = requests.request(method, url, timeout=10, **kw)
+    assert first.status_code == 200, first.text[:200]
+    body = first.json()
+    ids = _ids(body[path])
+    if endpoint == "typeform.responses":
+        return ids
+    kw = {k: v for k, v in kw.items() if k != "params"}
+    if endpoint == "twilio.calls":
+        nxt, params = sb.connections["phone_system"]["host"] + body["next_page_uri"], {}
+    elif endpoint == "twilio.dispositions":
+        nxt, params = body["meta"]["next_page_url"], {}
+    elif endpoint == "x.mentions":
+        nxt, params = url, {**_request_for(sb, endpoint)[2]["params"], "pagination_token": body["meta"]["next_token"]}
+    elif endpoint.startswith("facebook"):
+        nxt, params = body["paging"]["next"], {}
+    else:
+        href = next(lk["href"] for lk in body["paging"]["links"] if lk["rel"] == "next")
+        nxt, params = sb.connections["social_linkedin"]["host"] + href, {}
+    second = requests.request(method, nxt, params=params, timeout=10, **kw)
+    assert second.status_code == 200, second.text[:200]
+    return ids + _ids(second.json()[path])
+
+
+@pytest.mark.parametrize("endpoint", HTTP_ENDPOINTS)
+def test_repeat_and_every_drift_on_every_endpoint(sb, endpoint):
+    clean = _two_pages(sb, endpoint)
+    assert len(clean) == len(set(clean)) > 4
+    sb.inject(endpoint, "repeat")
+    repeated = _two_pages(sb, endpoint)
+    assert len(repeated) - len(set(repeated)) == 2, "two records served twice"
+    assert set(clean) <= set(repeated) or set(repeated) <= set(clean), "the repeat serves records already seen"
+
+    method, url, kw, path = _request_for(sb, endpoint)
+    if endpoint == "qualtrics.export":
+        base, _ = _export(sb, {"format": "json"})
+        base_rec = json.loads(base)["responses"][0]["values"]
+        for fault in ("drift_new_field", "drift_missing_field", "drift_type_change"):
+            sb.inject(endpoint, fault)
+            data, _ = _export(sb, {"format": "json"})
+            rec = json.loads(data)["responses"][0]["values"]
+            assert rec != base_rec and (set(rec) != set(base_rec) or any(
+                type(rec[k]) is not type(base_rec[k]) for k in rec)), fault
+        return
+    normal = requests.request(method, url, timeout=10, **kw).json()[path][0]
+    sb.inject(endpoint, "drift_missing_field")
+    missing = requests.request(method, url, timeout=10, **kw).json()[path][0]
+    assert set(missing) < set(normal), "a field went missing"
+    sb.inject(endpoint, "drift_type_change")
+    changed = requests.request(method, url, timeout=10, **kw).json()[path][0]
+    assert set(changed) == set(normal)
+    assert any(type(changed[k]) is not type(normal[k]) for k in normal), "a field changed its type"
+
+
+def test_twilio_accepts_an_api_key_too(sb):
+    ps = sb.connections["phone_system"]
+    tw = sb.apps["twilio"]
+    url = f"{ps['host']}/2010-04-01/Accounts/{ps['login']}/Calls.json"
+    assert requests.get(url, auth=(tw.api_key, tw.api_secret), timeout=10).status_code == 200
+    assert requests.get(url, auth=(tw.api_key, ps["password"]), timeout=10).status_code == 401
+
+
+def test_x_horizon_is_800_and_the_window_runs_out(sb):
+    from sandbox.vendors_social import XApp
+
+    assert XApp.reachable == 800
+    x = sb.apps["x"]
+    saved = x.window_limit
+    x.window_limit = x._used + 2  # two requests left in this 15-minute window
+    try:
+        assert _x(sb, {}).headers["x-rate-limit-remaining"] == "1"
+        assert _x(sb, {}).headers["x-rate-limit-remaining"] == "0"
+        r = _x(sb, {})
+        assert r.status_code == 429 and int(r.headers["x-rate-limit-reset"]) > time.time()
+    finally:
+        x.window_limit = saved
+
+
+def test_facebook_comments_page_by_cursors_and_feed_by_time(sb):
+    fb = sb.connections["social_facebook"]
+    with sqlite3.connect(sb.db_path) as db:
+        post = db.execute("select post_id from s_fb_comments group by 1 order by count(*) desc").fetchone()[0]
+    page = _fb(sb, f"{post}/comments", {"limit": 2}).json()
+    cursors = page["paging"]["cursors"]
+    assert cursors["before"] and cursors["after"] and "after=" in page["paging"]["next"]
+    feed = _fb(sb, f"{fb['extra']['page_id']}/feed", {"limit": 2}).json()
+    assert "until=" in feed["paging"]["next"]
+
+
+def test_facebook_and_dispositions_serve_only_what_exists_so_far(sb):
+    fb = sb.connections["social_facebook"]
+    clock = datetime(2026, 9, 4, tzinfo=UTC)
+    sb.set_clock(clock)
+    posts = _fb(sb, f"{fb['extra']['page_id']}/feed", {"limit": 100}).json()["data"]
+    assert posts and all(p["created_time"][:19] <= "2026-09-04T00:00:00" for p in posts)
+    assert len(posts) < _count(sb, "select count(*) from s_fb_posts")
+    ps = sb.connections["phone_system"]
+    got = requests.get(f"{ps['host']}/v1/Accounts/{ps['login']}/Dispositions.json", params={"PageSize": 1000},
+                       auth=(ps["login"], ps["password"]), timeout=10).json()["dispositions"]
+    assert got and all(d["wrapped_at"] <= "2026-09-04T00:00:00Z" for d in got)
+    assert len(got) == _count(sb, "select count(*) from s_dispositions where available_at <= ?",
+                              (int(clock.timestamp()),))

@@ -1,4 +1,4 @@
-"""`python -m sandbox up [--world DIR] [--seed N] [--customers N] [--days N] [--json]`
+"""`python -m sandbox up [--world DIR] [--seed N] [--customers N] [--days N] [--host ADDR] [--json]`
 
 Generates the world if absent, starts every vendor, the SFTP drop and the admin port on loopback,
 prints endpoints, ports and credentials, and serves until Ctrl-C.
@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     _world_args(up)
     up.add_argument("--clock", default=None, help="world time to start at (ISO 8601; default: end of world)")
     up.add_argument("--regenerate", action="store_true", help="generate the world even if it exists")
-    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface, as in Docker)")
+    up.add_argument("--advertise", default=None, metavar="HOST",
+                    help="host name the printed connections use (default: --host, or this machine's name "
+                         "when listening on every interface)")
     up.add_argument("--live-calls", action="store_true",
                     help="serve calls from their start (in-progress, then unpriced for 10 minutes), as Twilio does")
     up.add_argument("--json", action="store_true", help="print one JSON document instead of text")
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     world_dir = _ensure_world(args, quiet=args.json)
-    sb = Sandbox(world_dir, host=args.host, clock=None, live_calls=args.live_calls)
+    sb = Sandbox(world_dir, host=args.host, clock=None, live_calls=args.live_calls, advertise=args.advertise)
     if args.clock:
         sb.set_clock(args.clock)
     sb.start()

@@ -15,6 +15,7 @@ import base64
 import calendar
 import hashlib
 import json
+import socket
 import sqlite3
 import threading
 import time
@@ -555,13 +556,15 @@ class Sandbox:
 
     def __init__(self, world_dir: str | Path, host: str = "127.0.0.1", clock: datetime | None = None,
                  ports: dict[str, int] | None = None, sftp: bool = True, admin: bool = True,
-                 live_calls: bool = False) -> None:
+                 live_calls: bool = False, advertise: str | None = None) -> None:
         self.world_dir = Path(world_dir)
         self.db_path = self.world_dir / W.DB_NAME
         if not self.db_path.exists():
             raise FileNotFoundError(f"no sandbox world at {self.db_path}: run sandbox.world.generate("
                                     f"{str(self.world_dir)!r}) or `python -m sandbox up --world {self.world_dir}`")
-        self.host = host
+        self.host = host  # where the servers listen
+        # what clients are told to connect to: a wildcard address is no address to connect to
+        self.public_host = advertise or (socket.gethostname() if host in ("0.0.0.0", "::", "") else host)
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as db:
             self.meta = {k: json.loads(v) for k, v in db.execute("select key, value from meta")}
         self.seed = int(self.meta["seed"])
@@ -615,7 +618,7 @@ class Sandbox:
             app = cls(self)
             server = ThreadingHTTPServer((self.host, self.ports_wanted.get(name, 0)), _make_handler(app))
             server.daemon_threads = True
-            app.base_url = f"http://{self.host}:{server.server_address[1]}"
+            app.base_url = f"http://{self.public_host}:{server.server_address[1]}"
             self.apps[name] = app
             self.servers[name] = server
             th = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
@@ -661,7 +664,7 @@ class Sandbox:
         return self.servers[vendor].server_address[1]
 
     def url(self, vendor: str) -> str:
-        return f"http://{self.host}:{self.port(vendor)}"
+        return f"http://{self.public_host}:{self.port(vendor)}"
 
     @property
     def connections(self) -> dict[str, dict]:

@@ -222,7 +222,8 @@ class SftpDrop:
         return Server(chan)
 
     def connection(self) -> dict:
-        return {"conn_type": "sftp", "host": self.host, "port": self.port, "login": self.login,
+        host = self.sb.public_host if self.host == self.sb.host else self.host
+        return {"conn_type": "sftp", "host": host, "port": self.port, "login": self.login,
                 "password": self.password,
                 "extra": {"host_key": self.host_key_line, "feeds": FEEDS, "no_host_key_check": False}}
 

@@ -80,7 +80,7 @@ def cmd_sandbox(args) -> int:
     world_dir = _ensure_world(world, console)
     from sandbox.serve import Sandbox
 
-    box = Sandbox(world_dir)
+    box = Sandbox(world_dir, host=args.host)
     box.start()
     try:
         described = box.describe() if hasattr(box, "describe") else {"connections": box.connections}
@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.set_defaults(func=cmd_docs)
 
     af = sub.add_parser("airflow", help="Airflow standalone with the UI on this project")
+    sb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     af.add_argument("--port", type=int, default=8080)
     af.add_argument("--no-sandbox", action="store_true", help="use the connections you configured instead")
     af.set_defaults(func=cmd_airflow)

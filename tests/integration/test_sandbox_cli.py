@@ -1,35 +1,59 @@
-"""`python -m sandbox up`: generates a world, serves every vendor, prints endpoints and credentials, stops on
-Ctrl-C."""
+"""`python -m sandbox up` and `crm sandbox up`: generate a world, serve every vendor, print endpoints and
+credentials, stop on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import paramiko
+import pytest
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _serve(cmd: list[str], env: dict | None = None) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.rstrip() == "}":
+            break
+    try:
+        return proc, json.loads("".join(lines))
+    except ValueError:
+        proc.kill()
+        raise AssertionError(f"no JSON from {cmd}: {''.join(lines)} {proc.stderr.read()}") from None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert rc == 0, proc.stderr.read()
+
+
 def test_sandbox_up_json_serves_until_interrupted(tmp_path):
     world = tmp_path / "world"
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--world", str(world), "--customers", "200",
-                             "--days", "3", "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc, info = _serve([sys.executable, "-m", "sandbox", "up", "--world", str(world), "--customers", "200",
+                         "--days", "3", "--json"])
     try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.rstrip() == "}":
-                break
-        info = json.loads("".join(lines))
         assert (world / "world.db").exists()
         assert set(info["ports"]) >= {"twilio", "typeform", "qualtrics", "x", "facebook", "linkedin", "sftp",
                                       "admin"}
         ps = info["connections"]["phone_system"]
+        assert ps["host"].startswith("http://127.0.0.1:")
         r = requests.get(f"{ps['host']}/2010-04-01/Accounts/{ps['login']}/Calls.json",
                          auth=(ps["login"], ps["password"]), timeout=10)
         assert r.status_code == 200 and r.json()["calls"]
@@ -37,6 +61,52 @@ def test_sandbox_up_json_serves_until_interrupted(tmp_path):
         r = requests.post(info["admin"] + "/clock", json={"clock": "2026-09-02T00:00:00Z"}, timeout=5)
         assert r.json()["clock"].startswith("2026-09-02")
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=20)
-    assert rc == 0, proc.stderr.read()
+        _stop(proc)
+
+
+def test_host_listens_everywhere_and_advertise_names_the_host(tmp_path):
+    """As docker-compose runs it: every interface, connections named after the service."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    args = shlex.split(compose["services"]["sandbox"]["command"])
+    assert args[:3] == ["python", "-m", "sandbox"] and args[args.index("--host") + 1] == "0.0.0.0"
+    args = args[3:]
+    args[args.index("--world") + 1] = str(tmp_path / "world")
+    args[args.index("--advertise") + 1] = "localhost"  # "sandbox" inside the compose network
+    proc, info = _serve([sys.executable, "-m", "sandbox", *args, "--customers", "100", "--days", "2"])
+    try:
+        c = info["connections"]
+        assert c["web_forms"]["host"] == f"http://localhost:{info['ports']['typeform']}"
+        assert c["survey_vendor_sftp"]["host"] == "localhost"
+        wf = c["web_forms"]
+        for host in ("127.0.0.1", "localhost"):  # listening on every interface, loopback included
+            r = requests.get(f"http://{host}:{info['ports']['typeform']}/forms/cNtAcT01/responses",
+                             headers={"Authorization": f"Bearer {wf['password']}"}, timeout=10)
+            assert r.status_code == 200
+        ps = c["phone_system"]
+        page = requests.get(f"{ps['host']}/v1/Accounts/{ps['login']}/Dispositions.json", params={"PageSize": 1},
+                            auth=(ps["login"], ps["password"]), timeout=10).json()
+        assert page["meta"]["next_page_url"].startswith("http://localhost:")
+        sftp = c["survey_vendor_sftp"]
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=sftp["port"], username=sftp["login"], password=sftp["password"],
+                       look_for_keys=False, allow_agent=False, timeout=10)
+        assert "survey_vendor" in client.open_sftp().listdir("/")
+        client.close()
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "crm").exists(), reason="the crm entry point is not installed")
+def test_crm_sandbox_up_json(tmp_path):
+    crm = str(Path(sys.executable).parent / "crm")
+    proc, info = _serve([crm, "sandbox", "up", "--json", "--customers", "100", "--days", "2", "--host", "127.0.0.1"],
+                        env={"CRM_HOME": str(tmp_path / "home")})
+    try:
+        assert (tmp_path / "home" / "world" / "world.db").exists()
+        x = info["connections"]["social_x"]
+        r = requests.get(f"{x['host']}/2/users/{x['extra']['user_id']}/mentions",
+                         headers={"Authorization": f"Bearer {x['password']}"}, timeout=10)
+        assert r.status_code == 200 and "x-rate-limit-remaining" in r.headers
+    finally:
+        _stop(proc)

@@ -946,22 +946,23 @@ def generate(world_dir: str | Path, seed: int = 7, customers: int = 2000, days: 
     else:
         paths = [world_dir / f"{DB_NAME}.chunk{spec.index}" for spec in specs]
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ProcessPoolExecutor(max_workers=procs, mp_context=ctx) as pool:
-            results = list(pool.map(_run_chunk_file, specs, paths))
-        phases["simulate"] = time.perf_counter() - t0 - sum(phases.values())
         sink.flush()
-        for path_i, (handles, counts) in zip(paths, results, strict=True):
-            handle_people += handles
-            conn.execute("attach database ? as chunk", (str(path_i),))
-            for table in TABLE_COLS:
-                conn.execute(f"insert into main.{table} select * from chunk.{table}")
-                sink.counts[table] += counts[table]
-            conn.commit()
-            conn.execute("detach database chunk")
-            path_i.unlink()
+        with ProcessPoolExecutor(max_workers=procs, mp_context=ctx) as pool:
+            # chunks are merged in order as they finish, while the workers simulate the later ones
+            for path_i, (handles, counts) in zip(paths, pool.map(_run_chunk_file, specs, paths), strict=True):
+                handle_people += handles
+                conn.execute("attach database ? as chunk", (str(path_i),))
+                for table in TABLE_COLS:
+                    conn.execute(f"insert into main.{table} select * from chunk.{table}")
+                    sink.counts[table] += counts[table]
+                conn.commit()
+                conn.execute("detach database chunk")
+                path_i.unlink()
+        phases["simulate"] = time.perf_counter() - t0 - sum(phases.values())
     _noise_accounts(w, customers, days, activity)
     sink.flush()
     phases["merge" if "simulate" in phases else "simulate"] = time.perf_counter() - t0 - sum(phases.values())
+    # (with workers, "simulate" includes merging the chunks as they arrive; "merge" is what is left)
     conn.executescript(INDEXES)
     phases["index"] = time.perf_counter() - t0 - sum(phases.values())
     _fix_linkability(conn, handle_people)

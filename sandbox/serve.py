@@ -642,8 +642,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        stoppers = [threading.Thread(target=server.shutdown) for server in self.servers.values()]
+        for th in stoppers:  # each shutdown waits up to half a second for its loop: wait for them together
+            th.start()
+        for th in stoppers:
+            th.join()
         for server in self.servers.values():
-            server.shutdown()
             server.server_close()
         self.servers.clear()
         if self.sftp_server is not None:

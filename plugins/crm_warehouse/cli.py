@@ -15,10 +15,14 @@ import json
 import os
 import sys
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from crm_warehouse.settings import crm_home, docs_dir
+
+# platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine for us
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 DEMO_WORLD = {"seed": 7, "customers": 2000, "days": 30, "start": "2026-09-01"}
 
@@ -139,9 +143,16 @@ def cmd_demo(args) -> int:
         results = []
         for dag_id in runtime.ALL_DAGS:
             window = (start, end)
-            with console.status(f"Running {dag_id} through Airflow (window {start:%Y-%m-%d} .. {end:%Y-%m-%d})..."):
+            what = f"Running {dag_id} through Airflow (window {start:%Y-%m-%d} .. {end:%Y-%m-%d})"
+            with console.status(what + "...") as status:
+                done = [0]
+
+                def progress(task_id: str, status=status, what=what, done=done) -> None:
+                    done[0] += 1
+                    status.update(f"{what}: task {done[0]} {task_id}")
+
                 result = runtime.dags_test(dag_id, logical_date=end, window=window, env=env,
-                                           log=logs / f"{dag_id}.log")
+                                           log=logs / f"{dag_id}.log", on_task=progress)
             results.append(result)
             mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
             console.print(f"{mark} {dag_id:24} {result.seconds:6.1f} s   log: {result.log}")
@@ -283,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--seed", type=int)
     sb.add_argument("--customers", type=int)
     sb.add_argument("--days", type=int)
+    sb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     sb.set_defaults(func=cmd_sandbox)
 
     st = sub.add_parser("status", help="what ran last, per source")
@@ -294,7 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
     dc.set_defaults(func=cmd_docs)
 
     af = sub.add_parser("airflow", help="Airflow standalone with the UI on this project")
-    sb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     af.add_argument("--port", type=int, default=8080)
     af.add_argument("--no-sandbox", action="store_true", help="use the connections you configured instead")
     af.set_defaults(func=cmd_airflow)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,9 +103,11 @@ class DagRunResult:
 
 
 def dags_test(dag_id: str, *, logical_date: datetime, window: tuple[datetime, datetime] | None,
-              env: dict[str, str], log: Path, timeout: float = 3600) -> DagRunResult:
+              env: dict[str, str], log: Path, timeout: float = 3600,
+              on_task: Callable[[str], None] | None = None) -> DagRunResult:
     """Run one DAG through Airflow (`airflow dags test`: every task really executed by Airflow's task
-    runner, in this process tree), its output kept in `log`."""
+    runner, in this process tree), its output kept in `log`; `on_task(task_id)` is called as each task
+    starts (progress)."""
     import time
 
     conf = {}
@@ -116,7 +119,20 @@ def dags_test(dag_id: str, *, logical_date: datetime, window: tuple[datetime, da
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if on_task and "[DAG TEST] starting task_id=" in line:
+                    on_task(line.split("task_id=", 1)[1].split()[0])
+                if time.monotonic() - started > timeout:
+                    proc.kill()
+                    out.write(f"\n[crm] killed after {timeout:.0f} s\n")
+                    break
+        finally:
+            proc.wait()
     text = log.read_text(errors="replace")
     failed = sorted({line.split("task_id=")[1].split()[0].strip(",'\"")
                      for line in text.splitlines()

@@ -9,6 +9,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset
 
+from crm_warehouse.quality.notify import QualityAlertNotifier
+
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -18,6 +20,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
     "execution_timeout": timedelta(hours=2),
+    # a task that fails for good (after its retries) is reported: logged always, and posted to
+    # CRM_ALERT_WEBHOOK_URL / mailed via CRM_ALERT_SMTP_* when configured (see quality/notify.py)
+    "on_failure_callback": QualityAlertNotifier(),
 }
 
 

@@ -37,3 +37,19 @@ grant usage on schema marts to bi_reader;
 grant select on all tables in schema marts to bi_reader;
 alter default privileges in schema marts grant select on tables to bi_reader;
 alter default privileges for role crm_transformer in schema marts grant select on tables to bi_reader;
+
+-- Row count of a table named at run time, or null when it does not exist (the quality gate's
+-- "build not shrunk vs published" guard). The name is resolved by to_regclass, so it cannot inject SQL.
+create or replace function quality.row_count(table_name text) returns bigint
+language plpgsql stable as $$
+declare
+    relation regclass := to_regclass(table_name);
+    n bigint;
+begin
+    if relation is null then
+        return null;
+    end if;
+    execute format('select count(*) from %s', relation) into n;
+    return n;
+end
+$$;

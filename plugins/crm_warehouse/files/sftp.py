@@ -31,7 +31,9 @@ from crm_warehouse.files.readers import (
     Layout,
     UnreadableFile,
     is_data_file,
+    is_safe_name,
     is_temporary,
+    local_suffix,
     parse_sidecar,
     read_rows,
 )
@@ -113,8 +115,8 @@ def run_feed(
     check_host_key_policy(conn_id, extra)
     cfg = feed_config(conn_id, feed, extra)
     stats: dict[str, Any] = {"feed": feed, "files_seen": 0, "files_loaded": 0, "files_duplicate": 0,
-                             "files_rejected": 0, "skipped_temporary": 0, "received": 0, "loaded": 0,
-                             "duplicate": 0, "quarantined": 0, "batches": []}
+                             "files_rejected": 0, "skipped_temporary": 0, "skipped_unsafe": 0, "received": 0,
+                             "loaded": 0, "duplicate": 0, "quarantined": 0, "batches": []}
     hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=int(extra.get("conn_retry_attempts", 3)))
     with connect(warehouse_conn_id, url=warehouse_url, autocommit=True) as conn:
         ensure_ops_tables(conn)
@@ -163,6 +165,11 @@ def _ready_files(sftp: Any, cfg: Feed, stats: dict) -> Iterator[Any]:
     for e in entries:
         if stat.S_ISDIR(e.st_mode or 0):
             continue
+        if not is_safe_name(e.filename):
+            stats["skipped_unsafe"] += 1
+            log.error("feed %s: the SFTP server listed %r in %s, which is not a plain file name; it is neither "
+                      "read nor moved (check the server)", cfg.name, e.filename, cfg.incoming)
+            continue
         if is_temporary(e.filename):
             stats["skipped_temporary"] += 1
             continue
@@ -177,7 +184,7 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
     stats["files_seen"] += 1
     remote = posixpath.join(cfg.incoming, entry.filename)
     mtime = datetime.fromtimestamp(entry.st_mtime, UTC) if entry.st_mtime else None
-    with tempfile.NamedTemporaryFile(prefix="crm_sftp_", suffix="_" + entry.filename) as tmp:
+    with tempfile.NamedTemporaryFile(prefix="crm_sftp_", suffix=local_suffix(entry.filename)) as tmp:
         sha256, size = _download(sftp, cfg, remote, entry.st_size, tmp)
         problem = None
         if entry.sidecar:

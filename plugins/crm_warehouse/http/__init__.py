@@ -4,6 +4,7 @@ from crm_warehouse.http.client import HttpClient, Page, shared_session
 from crm_warehouse.http.errors import (
     AuthError,
     HttpSourceError,
+    InsecureTransport,
     MalformedResponse,
     RateLimitDeferred,
     RetriesExhausted,
@@ -25,6 +26,7 @@ __all__ = [
     "Decision",
     "HttpClient",
     "HttpSourceError",
+    "InsecureTransport",
     "ItemTokenPaginator",
     "MalformedResponse",
     "NextUrlPaginator",

@@ -1,14 +1,21 @@
 """The one HTTP client every source uses: a shared requests.Session, timeouts on every call, the retry
-policy (backoff with jitter, rate limits, auth failures, malformed pages) and pagination."""
+policy (backoff with jitter, rate limits, auth failures, malformed pages) and pagination.
+
+Credentials never travel in plain text: a request carrying them (`auth`, or an Authorization / API-key
+header) to an `http://` URL whose host is not this machine is refused with InsecureTransport, unless
+the connection sets `extra.allow_insecure_http: true` (e.g. a vendor stand-in on a private network).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
@@ -17,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from crm_warehouse.http.errors import (
     AuthError,
     HttpSourceError,
+    InsecureTransport,
     MalformedResponse,
     RateLimitDeferred,
     RetriesExhausted,
@@ -34,6 +42,10 @@ NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-token", "x-api-key",
+                            "api-key", "x-auth-token"})
+INSECURE_SETTING = "allow_insecure_http"
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -88,6 +100,7 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rate_limit_fallback: Callable[[float], float | None] | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.conn_id = conn_id
@@ -99,9 +112,28 @@ class HttpClient:
         self.sleep = sleep
         self.clock = clock
         self.rate_limit_fallback = rate_limit_fallback  # seconds to wait on a 429 without headers
+        self.allow_insecure_http = allow_insecure_http
         self.requests_made = 0
         self.retries = 0
         self.waited = 0.0
+
+    @property
+    def sends_credentials(self) -> bool:
+        return self.auth is not None or any(k.lower() in SECRET_HEADERS for k in self.headers)
+
+    def check_transport(self, url: str) -> None:
+        """Refuse to send credentials in plain text to another machine (see the module docstring)."""
+        if self.allow_insecure_http or not self.sends_credentials:
+            return
+        parts = urlsplit(url)
+        if parts.scheme.lower() == "https" or is_local_host(parts.hostname):
+            return
+        raise InsecureTransport(
+            f"Refusing to send the credentials of Airflow connection {self.conn_id!r} in plain text to "
+            f"{parts.scheme}://{parts.netloc}: use https:// in the connection's host, or, only on a trusted "
+            f"private network, set extra.{INSECURE_SETTING}: true on the connection",
+            conn_id=self.conn_id, url=_redact(url),
+        )
 
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
@@ -122,6 +154,7 @@ class HttpClient:
 
         With `stream_to`, the body is streamed into that file (constant memory) instead of decoded."""
         url = self.url(path_or_url)
+        self.check_transport(url)
         attempt = 0
         rate_limit_waits = 0
         while True:
@@ -148,7 +181,7 @@ class HttpClient:
                     if response.ok and parse_json:
                         try:
                             data = msgspec.json.decode(body)
-                        except msgspec.DecodeError:
+                        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
                             malformed = True
             except NETWORK_ERRORS as exc:
                 error = exc
@@ -227,6 +260,7 @@ class HttpClient:
         if init is not None:
             init(request)
         number = 0
+        seen: set[str] = set()  # requests already sent: a page linking back to one would loop forever
         if resume:
             paginator.restore(resume.get("paginator", {}))
             number = int(resume.get("page", 0))
@@ -250,7 +284,40 @@ class HttpClient:
             yield Page(records, data, _redact(response.url), number, position)
             if not paginator.has_next:
                 return
+            seen.add(_request_key(request))
             paginator.update_request(request)
+            if _request_key(request) in seen:
+                raise MalformedResponse(
+                    f"GET {_redact(response.url)}: page {number} from the vendor of connection {self.conn_id!r} "
+                    "points back to a page already read (the pagination would never end); nothing more is "
+                    "read. Check the vendor's status; re-run the task later.",
+                    conn_id=self.conn_id, url=response.url,
+                )
+
+
+def _request_key(request: Request) -> str:
+    return request.url + "?" + repr(sorted((str(k), str(v)) for k, v in request.params.items()))
+
+
+def is_local_host(host: str | None) -> bool:
+    """localhost, a loopback address (127.0.0.0/8, ::1) or the unspecified address: traffic to it never
+    leaves this machine."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def allows_insecure_http(extra: Mapping[str, Any] | None) -> bool:
+    """The connection's `extra.allow_insecure_http` (true / "true" / 1)."""
+    value = (extra or {}).get(INSECURE_SETTING, False)
+    return value is True or str(value).strip().lower() in ("true", "1", "yes")
 
 
 def _excerpt(body: bytes | None, limit: int = 300) -> str:

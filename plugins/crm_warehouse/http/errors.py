@@ -25,6 +25,10 @@ class MalformedResponse(HttpSourceError):
     """The body was not the JSON the vendor documents, even after retries."""
 
 
+class InsecureTransport(HttpSourceError):
+    """Credentials would travel in plain text (http://) to a host that is not this machine."""
+
+
 class RetriesExhausted(HttpSourceError):
     """Server errors, timeouts or dropped connections persisted through every retry."""
 

@@ -124,8 +124,11 @@ def _safe_text(value: Any) -> str:
     if not isinstance(value, str):
         try:
             value = json.dumps(value, ensure_ascii=False, default=str)
-        except ValueError:
-            value = repr(value)
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the encoder
+            try:
+                value = repr(value)
+            except RecursionError:
+                value = f"<a {type(value).__name__} nested too deeply to print>"
     return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -209,7 +212,7 @@ def write_batch(
                 continue
             try:
                 data = encode(payload)
-            except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
                 quarantine.append(
                     (f"{record_key}", f"payload cannot be stored as JSON: {exc}", _safe_text(payload))
                 )

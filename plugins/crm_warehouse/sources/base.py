@@ -32,6 +32,13 @@ class ConnInfo:
                              "connection's extra JSON (docs/CONTRACTS.md section 1)")
         return value
 
+    @property
+    def allow_insecure_http(self) -> bool:
+        """`extra.allow_insecure_http`: send credentials over plain http:// to a non-loopback host."""
+        from crm_warehouse.http.client import allows_insecure_http
+
+        return allows_insecure_http(self.extra)
+
     def __repr__(self) -> str:  # never print secrets
         return f"ConnInfo(conn_id={self.conn_id!r}, base_url={self.base_url!r}, login={self.login!r})"
 

@@ -30,6 +30,7 @@ def make_client(conn: ConnInfo, policy: RetryPolicy | None) -> HttpClient:
         raise ValueError(f"Airflow connection {conn.conn_id!r} needs login (AccountSid or API key SID) and "
                          "password (AuthToken or secret) for Twilio's Basic auth")
     return HttpClient(conn.base_url, conn_id=conn.conn_id, auth=(conn.login, conn.password), policy=policy,
+                      allow_insecure_http=conn.allow_insecure_http,
                       headers={"Accept": "application/json"})
 
 

@@ -38,6 +38,7 @@ def make_client(conn: ConnInfo, policy: RetryPolicy | None) -> HttpClient:
         raise ValueError(f"Airflow connection {conn.conn_id!r} needs the LinkedIn bearer token as its password")
     version = str(conn.extra.get("linkedin_version") or DEFAULT_VERSION)
     return HttpClient(conn.base_url, conn_id=conn.conn_id, policy=policy, rate_limit_fallback=until_midnight_utc,
+                      allow_insecure_http=conn.allow_insecure_http,
                       headers={
         "Authorization": f"Bearer {conn.password}", "LinkedIn-Version": version,
         "X-Restli-Protocol-Version": "2.0.0"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from crm_warehouse.http import HttpClient, RetryPolicy, TokenParamPaginator
+from crm_warehouse.http import HttpClient, MalformedResponse, RetryPolicy, TokenParamPaginator
 from crm_warehouse.load import Record
 from crm_warehouse.sources.base import Chunk, ConnInfo, Source, Stream, StreamContext, iso
 
@@ -32,7 +32,7 @@ USER_FIELDS = "username,name,public_metrics,verified,description"
 def make_client(conn: ConnInfo, policy: RetryPolicy | None) -> HttpClient:
     if not conn.password:
         raise ValueError(f"Airflow connection {conn.conn_id!r} needs the X bearer token as its password")
-    return HttpClient(conn.base_url, conn_id=conn.conn_id, policy=policy,
+    return HttpClient(conn.base_url, conn_id=conn.conn_id, allow_insecure_http=conn.allow_insecure_http, policy=policy,
                       headers={"Authorization": f"Bearer {conn.password}"})
 
 
@@ -43,6 +43,17 @@ def _newer(a: str | None, b: str | None) -> str | None:
     if not b:
         return a
     return a if int(a) >= int(b) else b
+
+
+def _tweet_id(value: object, conn_id: str, where: str) -> str | None:
+    """A tweet id from the vendor (a string of digits), or None when absent; anything else is malformed."""
+    if value in (None, ""):
+        return None
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 30):
+        raise MalformedResponse(f"X mentions (connection {conn_id!r}): {where} is {str(value)[:80]!r}, not a tweet "
+                                "id (a string of digits)", conn_id=conn_id)
+    return text
 
 
 def mentions_params(ctx: StreamContext) -> dict:
@@ -70,10 +81,13 @@ def extract_mentions(ctx: StreamContext) -> Iterator[Chunk]:
     for page in pages:
         errors = page.data.get("errors") if isinstance(page.data, dict) else None
         if errors and not page.records:
-            detail = errors[0].get("detail") if isinstance(errors[0], dict) else errors[0]
+            first_error = errors[0] if isinstance(errors, list) else errors
+            detail = first_error.get("detail") if isinstance(first_error, dict) else first_error
             raise RuntimeError(f"X mentions of user {user_id} (connection {ctx.conn.conn_id!r}): {detail}; "
                                "check extra.user_id")
-        newest = _newer(newest, (page.data.get("meta") or {}).get("newest_id"))
+        meta = page.data.get("meta") if isinstance(page.data, dict) else None
+        newest = _newer(newest, _tweet_id(meta.get("newest_id") if isinstance(meta, dict) else None,
+                                          ctx.conn.conn_id, "meta.newest_id"))
         uri, number = page.url, str(page.number)
         mentions = [Record(t, user_id, uri, number) for t in page.records]
         received += len(mentions)

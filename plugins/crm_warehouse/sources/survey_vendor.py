@@ -6,8 +6,11 @@ its fileId (not the progressId) and land `responses[]`.
 from __future__ import annotations
 
 import io
+import lzma
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import msgspec
@@ -25,12 +28,17 @@ MAX_POLLS = 600
 POLL_FIRST_SECONDS = 0.25  # then doubling up to POLL_MAX_SECONDS
 POLL_MAX_SECONDS = 10.0
 DOWNLOAD_ATTEMPTS = 4
+# The export's JSON is decoded in memory: a zip whose file declares more than this (or more than
+# EXPANSION_RATIO times the zip) is refused as a decompression bomb rather than read.
+MAX_EXPORT_BYTES = 2 * 1024 * 1024 * 1024
+EXPANSION_RATIO = 200
+EXPANSION_FLOOR = 64 * 1024 * 1024
 
 
 def make_client(conn: ConnInfo, policy: RetryPolicy | None) -> HttpClient:
     if not conn.password:
         raise ValueError(f"Airflow connection {conn.conn_id!r} needs the Qualtrics API token as its password")
-    return HttpClient(conn.base_url, conn_id=conn.conn_id, policy=policy,
+    return HttpClient(conn.base_url, conn_id=conn.conn_id, allow_insecure_http=conn.allow_insecure_http, policy=policy,
                       headers={"X-API-TOKEN": conn.password, "Accept": "application/json"})
 
 
@@ -70,23 +78,44 @@ def run_export(ctx: StreamContext, survey_id: str) -> tuple[str, str]:
                        f"{MAX_POLLS} polls; re-run the task")
 
 
+def _read_single_member(handle: io.IOBase, survey_id: str) -> bytes:
+    """The content of the one file in an export zip, read in memory (never extracted: a member's name
+    cannot write anywhere), refusing a member that declares more than the bomb limit."""
+    zipped = handle.seek(0, io.SEEK_END)
+    handle.seek(0)
+    with zipfile.ZipFile(handle) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise MalformedResponse(f"Qualtrics export of survey {survey_id}: expected one file in the zip, "
+                                    f"found {[m.filename for m in members]}")
+        limit = min(MAX_EXPORT_BYTES, max(EXPANSION_FLOOR, EXPANSION_RATIO * zipped))
+        if members[0].file_size > limit:
+            raise MalformedResponse(
+                f"Qualtrics export of survey {survey_id}: the zip of {zipped} bytes declares a file of "
+                f"{members[0].file_size} bytes, more than the {limit} allowed; refused as a possible "
+                "decompression bomb")
+        return archive.read(members[0])
+
+
 def read_export(blob: bytes | io.IOBase, survey_id: str) -> list:
     """The `responses` list of an export zip holding one JSON file (or of a plain JSON body)."""
     handle = io.BytesIO(blob) if isinstance(blob, bytes) else blob
     if zipfile.is_zipfile(handle):
         handle.seek(0)
-        with zipfile.ZipFile(handle) as archive:
-            names = [n for n in archive.namelist() if not n.endswith("/")]
-            if len(names) != 1:
-                raise MalformedResponse(f"Qualtrics export of survey {survey_id}: expected one file in the zip, "
-                                        f"found {names}")
-            data = archive.read(names[0])
+        try:
+            data = _read_single_member(handle, survey_id)
+        except MalformedResponse:
+            raise
+        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError, struct.error, zlib.error,
+                lzma.LZMAError) as exc:
+            raise MalformedResponse(f"Qualtrics export of survey {survey_id}: the zip cannot be read "
+                                    f"({type(exc).__name__}: {exc})") from exc
     else:
         handle.seek(0)
         data = handle.read()
     try:
         decoded = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise MalformedResponse(f"Qualtrics export of survey {survey_id}: the file is not valid JSON ({exc})") \
             from exc
     responses = decoded.get(RECORDS) if isinstance(decoded, dict) else None

@@ -24,7 +24,7 @@ def make_client(conn: ConnInfo, policy: RetryPolicy | None) -> HttpClient:
     if not conn.password:
         raise ValueError(f"Airflow connection {conn.conn_id!r} needs the Typeform personal access token as "
                          "its password")
-    return HttpClient(conn.base_url, conn_id=conn.conn_id, policy=policy,
+    return HttpClient(conn.base_url, conn_id=conn.conn_id, allow_insecure_http=conn.allow_insecure_http, policy=policy,
                       headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"})
 
 

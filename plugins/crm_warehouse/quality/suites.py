@@ -20,7 +20,8 @@ Strings in `kwargs` may use placeholders, replaced before GX sees them: `@build`
 schema names), `@run_end` (a `timestamptz` literal of the run's end), `@source`, `@stream` (quoted text
 literals from a `<source>__<stream>` table name), `@table` (the quoted table name), `@published_schema`
 (the published schema's quoted name as a text literal, for `to_regclass` and `quality.row_count`).
-GX's own `{batch}` is the validated table. A kwarg may also be `{$PARAMETER: run_end}` (a GX suite parameter, given at run time).
+GX's own `{batch}` is the validated table. A kwarg may also be `{$PARAMETER: run_end}` (a GX suite
+parameter, given at run time).
 """
 
 from __future__ import annotations

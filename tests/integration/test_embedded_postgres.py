@@ -1,5 +1,4 @@
 import psycopg
-
 from crm_warehouse.embedded import EmbeddedPostgres
 
 

@@ -39,12 +39,14 @@ demo: setup ## run the whole pipeline on the embedded defaults and print a summa
 	$(VENV)/bin/crm demo
 
 test: setup ## unit, integration and end-to-end tests (needs nothing but Python 3.11)
+	tools/ensure_chromium.sh
 	$(VENV)/bin/pytest -p no:cacheprovider tests
 
 test-unit: setup ## unit tests only (seconds)
 	$(VENV)/bin/pytest -m unit tests
 
 test-integration: setup ## integration tests (real PostgreSQL, SFTP and HTTP on loopback)
+	tools/ensure_chromium.sh
 	$(VENV)/bin/pytest -m integration tests
 
 test-e2e: setup ## end-to-end: every DAG through Airflow against the sandbox

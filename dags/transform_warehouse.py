@@ -4,12 +4,13 @@
 Runs when any raw table changes (Assets published by the extract DAGs) and daily as a floor:
 
 1. `enrich`: normalise new phone numbers (E.164, `phonenumbers`) and score new social texts (VADER);
-2. `dbt`: staging, identity resolution, complaints and marts, built into schema `marts_build`, each
-   model followed by its dbt tests (Cosmos);
+2. `dbt`: staging, identity resolution, complaints and marts, built into schema `marts_build`, one
+   task per model running `dbt build` on it (the model, then its tests), through Cosmos;
 3. `quality_gate`: Great Expectations suites from `expectations/` on raw and `marts_build`; a critical
    failure stops here and BI keeps reading the previous `marts`;
 4. `publish`: `marts_build` becomes `marts` in one transaction (what `bi_reader` sees);
-5. `docs`: dbt docs, Data Docs and the insight report, as static sites (`crm docs` serves them).
+5. `insight_report` and `dbt_docs`: the manager's report, dbt docs (Data Docs come from the gate), as
+   static sites (`crm docs` serves them).
 """
 
 import sys
@@ -103,6 +104,13 @@ def transform_warehouse():
         with connect() as conn:
             return publish_marts(conn, build_schema="marts_build", target_schema="marts")
 
+    @task
+    def insight_report() -> dict:
+        """The manager's report (charts from the published marts) at <docs>/report/index.html."""
+        from crm_warehouse.report import write_insight_report
+
+        return write_insight_report()
+
     docs = DbtDocsLocalOperator(
         task_id="dbt_docs",
         project_dir=str(DBT_DIR),
@@ -113,7 +121,7 @@ def transform_warehouse():
         callback=publish_dbt_docs,
     )
 
-    chain(bootstrap_warehouse(), enrich(), dbt, quality_gate(), publish(), docs)
+    chain(bootstrap_warehouse(), enrich(), dbt, quality_gate(), publish(), insight_report(), docs)
 
 
 transform_warehouse()

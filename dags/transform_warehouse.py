@@ -77,7 +77,10 @@ def transform_warehouse():
         ),
         execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
                                          invocation_mode=InvocationMode.DBT_RUNNER),
-        operator_args={"install_deps": False},
+        # `{"full_refresh": true}` in the run's conf rebuilds incremental models from scratch (after an upgrade
+        # that changes their logic); every other run is incremental
+        operator_args={"install_deps": False,
+                       "full_refresh": "{{ (dag_run.conf or {}).get('full_refresh', False) }}"},
     )
 
     @task

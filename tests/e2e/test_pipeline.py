@@ -157,3 +157,5 @@ def test_docs_are_built(pipeline):
     assert (docs / "data_docs" / "index.html").exists()
     assert (docs / "dbt" / "index.html").exists()
     assert "fct_complaints" in (docs / "dbt" / "index.html").read_text()
+    report = (docs / "report" / "index.html").read_text()
+    assert "Complaints" in report and "plotly" in report.lower()

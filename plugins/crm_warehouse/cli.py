@@ -212,15 +212,28 @@ def cmd_status(args) -> int:
     if not rows:
         console.print("Nothing has run yet: `make demo` runs every DAG once.")
         return 0
-    table = Table(title="Last run per source and stream")
-    for col in ("source", "stream", "finished", "window", "received", "loaded", "duplicate", "quarantined",
-                "outcome"):
-        table.add_column(col)
+    table = Table(title="Last run per source and stream (UTC)", box=None, pad_edge=False)
+    for col, justify in (("source", "left"), ("stream", "left"), ("finished", "left"), ("window", "left"),
+                         ("received", "right"), ("loaded", "right"), ("dup", "right"), ("quar", "right"),
+                         ("outcome", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)
     for r in rows:
-        table.add_row(r["source"], r["stream"], str(r["finished_at"] or "-"), r["window"], str(r["received"]),
-                      str(r["loaded"]), str(r["duplicate"]), str(r["quarantined"]), r["status"])
+        finished = r["finished_at"].strftime("%m-%d %H:%M") if r["finished_at"] else "-"
+        outcome = r["status"] if r["status"] == "succeeded" else f"[red]{r['status']}[/red]"
+        table.add_row(r["source"], r["stream"], finished, _short_window(r["window"]), f"{r['received']:,}",
+                      f"{r['loaded']:,}", f"{r['duplicate']:,}", f"{r['quarantined']:,}", outcome)
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
     console.print(table)
     return 0
+
+
+def _short_window(window: str) -> str:
+    """'2026-09-01 00:00 .. 2026-10-01 00:00' -> '09-01..10-01' (midnights), else as given."""
+    parts = [p.strip() for p in window.split("..")] if window and ".." in window else []
+    if len(parts) == 2 and all(p.endswith("00:00") and len(p) >= 16 for p in parts):
+        return f"{parts[0][5:10]}..{parts[1][5:10]}"
+    return window or "-"
 
 
 # -------------------------------------------------------------------------------------------- docs

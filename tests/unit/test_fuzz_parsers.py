@@ -119,6 +119,9 @@ def body_of(shape, recs, link, mode: str, nest: int) -> bytes:
         return b"[" * nest + data + b"]" * nest
     if mode == "truncated":
         return data[: len(data) // 2]
+    if mode == "bad_utf8":  # a byte that is not UTF-8 inside a string (or anywhere)
+        at = data.find(b'"') + 1
+        return data[:at] + b"\xff\xc3" + data[at:]
     if mode == "wrong_shape":
         return json.dumps([page]).encode()
     return data
@@ -158,7 +161,8 @@ def assert_loader_can_judge(recs: list[Record], key) -> None:
 
 @FUZZ
 @given(source=st.sampled_from(sorted(PAGES)), pages=st.lists(st.tuples(records, links), min_size=1, max_size=4),
-       mode=st.sampled_from(["ok", "ok", "ok", "truncated", "wrong_shape", "deep"]), nest=st.integers(1, 3000))
+       mode=st.sampled_from(["ok", "ok", "ok", "truncated", "wrong_shape", "deep", "bad_utf8"]),
+       nest=st.integers(1, 3000))
 def test_every_source_parses_or_fails_clearly(source, pages, mode, nest):
     extract, shape = PAGES[source]
     client, adapter = client_for([body_of(shape, recs, link, mode, nest) for recs, link in pages])
@@ -241,3 +245,14 @@ def test_x_error_answers_of_any_shape_fail_clearly(errors):
     with pytest.raises(RuntimeError, match=CONN) as info:
         run_stream(social_x.extract_mentions, context(client, "mentions"))
     assert_clear_failure(info.value)
+
+
+@pytest.mark.parametrize("body", [b'{"calls": [{"sid": "CA\xff"}]}', b'{"calls": [{"sid": "\xed\xa0\x80"}]}',
+                                  b'{"calls": [], "next_page_uri": "\xc3"}'])
+def test_invalid_utf8_inside_a_json_string_fails_clearly(body):
+    """msgspec raises UnicodeDecodeError (not DecodeError) for these: found by tools/fuzz_readers.py."""
+    client, _ = client_for([body] * 3)
+    with pytest.raises(MalformedResponse, match=CONN):
+        client.get_json("/calls")
+    with pytest.raises(MalformedResponse, match="SV_1"):
+        survey_vendor.read_export(body.replace(b"calls", b"responses"), "SV_1")

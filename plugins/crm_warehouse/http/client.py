@@ -201,7 +201,7 @@ class HttpClient:
                     if response.ok and parse_json:
                         try:
                             data = msgspec.json.decode(body)
-                        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
+                        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # bad UTF-8, too deep
                             malformed = True
             except NETWORK_ERRORS as exc:
                 error = exc

@@ -115,7 +115,7 @@ def read_export(blob: bytes | io.IOBase, survey_id: str) -> list:
         data = handle.read()
     try:
         decoded = msgspec.json.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # bad UTF-8, nested too deeply
         raise MalformedResponse(f"Qualtrics export of survey {survey_id}: the file is not valid JSON ({exc})") \
             from exc
     responses = decoded.get(RECORDS) if isinstance(decoded, dict) else None

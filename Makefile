@@ -52,6 +52,9 @@ test-integration: setup ## integration tests (real PostgreSQL, SFTP and HTTP on 
 test-e2e: setup ## end-to-end: every DAG through Airflow against the sandbox
 	$(VENV)/bin/pytest -m e2e tests
 
+bench: setup ## benchmarks (minutes; writes BENCHMARKS.md)
+	$(VENV)/bin/python -m bench
+
 lint: setup ## ruff
 	$(VENV)/bin/ruff check plugins dags sandbox tests
 

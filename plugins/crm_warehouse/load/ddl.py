@@ -12,8 +12,18 @@ import psycopg
 from psycopg import sql
 
 OPS_DDL = """
-create schema if not exists ops;
-create schema if not exists raw;
+-- `create schema if not exists` needs the CREATE privilege on the database even when the schema exists,
+-- which the least-privilege loader role (crm_loader) does not have: create them only when missing.
+do $$
+begin
+    if not exists (select from pg_namespace where nspname = 'ops') then
+        create schema ops;
+    end if;
+    if not exists (select from pg_namespace where nspname = 'raw') then
+        create schema raw;
+    end if;
+end
+$$;
 
 create table if not exists ops.batches (
     batch_id        bigserial primary key,

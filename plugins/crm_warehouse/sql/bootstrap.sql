@@ -32,6 +32,8 @@ grant usage on schema raw to crm_transformer;
 grant usage, create on schema staging, intermediate, snapshots, marts_build, marts, quality to crm_transformer;
 grant select on all tables in schema raw to crm_transformer;
 alter default privileges in schema raw grant select on tables to crm_transformer;
+-- raw tables are created by the loader itself (ensure_raw_table), so its own defaults must grant too
+alter default privileges for role crm_loader in schema raw grant select on tables to crm_transformer;
 
 grant usage on schema marts to bi_reader;
 grant select on all tables in schema marts to bi_reader;

@@ -695,6 +695,11 @@ class Sandbox:
                                 "extra": {"organization_urn": m["li_org_urn"],
                                           "linkedin_version": LINKEDIN_VERSION}},
         }
+        if self.public_host not in ("127.0.0.1", "localhost", "::1"):
+            # served over plain http on a private network (the compose `sandbox` profile): the extractors'
+            # HTTP client sends credentials over http:// only to loopback unless the connection allows it
+            for conn in conns.values():
+                conn["extra"]["allow_insecure_http"] = True
         if self.sftp_server is not None:
             conns["survey_vendor_sftp"] = self.sftp_server.connection()
         return conns

@@ -76,6 +76,7 @@ def test_host_listens_everywhere_and_advertise_names_the_host(tmp_path):
     try:
         c = info["connections"]
         assert c["web_forms"]["host"] == f"http://localhost:{info['ports']['typeform']}"
+        assert "allow_insecure_http" not in c["web_forms"]["extra"]  # loopback: plain http is allowed anyway
         assert c["survey_vendor_sftp"]["host"] == "localhost"
         wf = c["web_forms"]
         for host in ("127.0.0.1", "localhost"):  # listening on every interface, loopback included
@@ -97,7 +98,6 @@ def test_host_listens_everywhere_and_advertise_names_the_host(tmp_path):
         _stop(proc)
 
 
-@pytest.mark.skipif(not (Path(sys.executable).parent / "crm").exists(), reason="the crm entry point is not installed")
 def test_crm_sandbox_up_json(tmp_path):
     crm = str(Path(sys.executable).parent / "crm")
     proc, info = _serve([crm, "sandbox", "up", "--json", "--customers", "100", "--days", "2", "--host", "127.0.0.1"],
@@ -110,3 +110,20 @@ def test_crm_sandbox_up_json(tmp_path):
         assert r.status_code == 200 and "x-rate-limit-remaining" in r.headers
     finally:
         _stop(proc)
+
+
+def test_connections_to_a_sandbox_on_a_private_network_allow_plain_http(tmp_path):
+    """Advertised under a service name (compose), the sandbox's http:// connections say so explicitly:
+    the extractors refuse to send credentials over plain http to anything but loopback otherwise."""
+    from sandbox.serve import Sandbox
+    from sandbox.world import generate
+
+    generate(tmp_path / "world", seed=3, customers=50, days=1)
+    box = Sandbox(tmp_path / "world", sftp=False, advertise="sandbox").start()
+    try:
+        http = {k: c for k, c in box.connections.items() if c["conn_type"] == "http"}
+        assert len(http) == 6
+        assert all(c["host"].startswith("http://sandbox:") and c["extra"]["allow_insecure_http"] is True
+                   for c in http.values())
+    finally:
+        box.stop()

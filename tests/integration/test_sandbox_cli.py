@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import paramiko
-import pytest
 import requests
 import yaml
 

@@ -20,6 +20,7 @@ Worlds, survey files and the prepared COPY files are cached under `.crm/bench/` 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.child import ChildResult, run_child
+from bench.replay import Replay, record_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".crm" / "bench"
@@ -298,17 +300,30 @@ def run(*, quick: bool = False, pg_url: str | None = None, datasets: tuple[str, 
     survey = ensure_survey_files(world, *((QUICK_SURVEY_ROWS, QUICK_SURVEY_FILES) if quick
                                           else (SURVEY_ROWS, SURVEY_FILES)))
     dlt_python = ensure_dlt_venv() if "dlt" in contenders else None
-    logs = BENCH_DIR / "logs"
+    logs = BENCH_DIR / ("logs-quick" if quick else "logs")
+    db_prefix = "bench_elq" if quick else "bench_el"  # a quick run never drops a full run's databases
     project_python = sys.executable
     rows: list[Row] = []
+    recorded: dict = {}
     sandbox = Sandbox(world).start()
+    stack = contextlib.ExitStack()
     try:
         conns = sandbox.connections
+        start, end, first_day, last_day = calls_window(sandbox)
+        if "calls" in datasets:
+            pc = conns["phone_system"]
+            log("recording the sandbox's Calls API answers (once per world)")
+            recorded = record_calls(pc["host"], pc["login"], pc["password"], first_day, last_day,
+                                    BENCH_DIR / f"{world.name}.calls-replay")
+            log(f"sandbox served {recorded['records']:,} calls in {len(recorded['pages'])} pages in "
+                f"{recorded['seconds']:.1f} s when recorded")
+            replay = stack.enter_context(Replay(BENCH_DIR / f"{world.name}.calls-replay", pc["login"],
+                                                pc["password"]))
+            conns["phone_system"] = {**pc, "host": replay.url}
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
                "AIRFLOW_CONN_PHONE_SYSTEM": json.dumps(conns["phone_system"]),
                "AIRFLOW_CONN_SURVEY_VENDOR_SFTP": json.dumps(conns["survey_vendor_sftp"]),
                "RUNTIME__DLTHUB_TELEMETRY": "false"}
-        start, end, first_day, last_day = calls_window(sandbox)
         for dataset in datasets:
             if dataset == "calls":
                 copy_file, expected = ensure_calls_copy_file(world, sandbox)
@@ -318,7 +333,7 @@ def run(*, quick: bool = False, pg_url: str | None = None, datasets: tuple[str, 
                 source, stream = "sftp_survey_vendor", "responses"
             log(f"{dataset}: {expected:,} records")
             for contender in contenders:
-                db = fresh_database(admin, f"bench_el_{dataset}_{contender}")
+                db = fresh_database(admin, f"{db_prefix}_{dataset}_{contender}")
                 if dataset == "survey":
                     stage_survey_files(sandbox, survey)
                 if contender == "ours":
@@ -330,14 +345,14 @@ def run(*, quick: bool = False, pg_url: str | None = None, datasets: tuple[str, 
                     sc = conns["survey_vendor_sftp"]
                     from sandbox.sftp import FEEDS
 
-                    args = {"url": db, "dataset": "bench_dlt", "pipelines_dir": str(BENCH_DIR / "dlt-pipelines"),
+                    args = {"url": db, "dataset": "bench_dlt", "pipelines_dir": str(logs / "dlt-pipelines"),
                             "base_url": pc["host"], "login": pc["login"], "password": pc["password"],
                             "first_day": first_day, "last_day": last_day,
                             "host": sc["host"], "port": sc["port"], "host_key": sc["extra"]["host_key"],
                             "incoming": FEEDS[SURVEY_FEED]["incoming"]}
                     if dataset == "survey":
                         args["login"], args["password"] = sc["login"], sc["password"]
-                    shutil.rmtree(BENCH_DIR / "dlt-pipelines", ignore_errors=True)
+                    shutil.rmtree(logs / "dlt-pipelines", ignore_errors=True)
                     argv = [str(dlt_python), str(ROOT / "bench" / "dlt_pipeline.py"),
                             "calls" if dataset == "calls" else "survey", json.dumps(args)]
                 else:
@@ -355,8 +370,10 @@ def run(*, quick: bool = False, pg_url: str | None = None, datasets: tuple[str, 
                     if row.records != expected:
                         log(f"{dataset}: {contender} landed {row.records:,} records, expected {expected:,}")
     finally:
+        stack.close()
         sandbox.stop()
-    return {"rows": rows, "world": world, "survey": survey, "quick": quick, "admin": admin}
+    return {"rows": rows, "world": world, "survey": survey, "quick": quick, "admin": admin,
+            "recorded": {k: v for k, v in recorded.items() if k != "pages"}}
 
 
 # --- the report ------------------------------------------------------------------------------------

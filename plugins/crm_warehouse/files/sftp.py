@@ -187,6 +187,7 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
     with tempfile.NamedTemporaryFile(prefix="crm_sftp_", suffix=local_suffix(entry.filename)) as tmp:
         sha256, size = _download(sftp, cfg, remote, entry.st_size, tmp)
         problem = None
+        checked = False  # the bytes are known to be the vendor's (its sidecar matched)
         if entry.sidecar:
             with sftp.open(posixpath.join(cfg.incoming, entry.sidecar), "r") as fh:
                 expected = parse_sidecar(fh.read(4096).decode("utf-8", "replace"))
@@ -197,7 +198,25 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
             elif expected != sha256:
                 problem = (f"the file's sha256 is {sha256} but its sidecar {entry.sidecar} says {expected}: "
                            "the upload is incomplete or the file was changed after the checksum was made")
-        if problem is None:
+            checked = problem is None
+
+        def transfer_was_damaged() -> bool:
+            """Without a sidecar, a file that reads badly is fetched once more before anything is decided:
+            when the new copy differs, the first transfer was damaged and the new copy is used."""
+            nonlocal sha256, size
+            if checked:
+                return False
+            again, again_size = _download(sftp, cfg, remote, entry.st_size, tmp)
+            if again == sha256:
+                return False
+            log.warning("feed %s: %s read badly and a second download differs (sha256 %s, then %s); loading the "
+                        "second copy", cfg.name, remote, sha256, again)
+            sha256, size = again, again_size
+            return True
+
+        for attempt in (1, 2):
+            if problem is not None:
+                break
             earlier = loaded_before(conn, sha256)
             if earlier is not None:
                 with conn.transaction():
@@ -208,8 +227,13 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
                 _archive(sftp, conn, cfg, entry, sha256, file_id)
                 return
             try:
-                layout, result = _load(conn, cfg, remote, tmp.name, size, mtime, sha256)
+                layout, result = _load(conn, cfg, remote, tmp.name, size, mtime, sha256,
+                                       recheck=transfer_was_damaged if attempt == 1 else None)
+            except _Refetched:
+                continue
             except UnreadableFile as exc:
+                if attempt == 1 and transfer_was_damaged():
+                    continue
                 problem = str(exc)
             else:
                 stats["files_loaded"] += 1
@@ -218,8 +242,15 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
                     stats[k] += getattr(result, k)
                 _archive(sftp, conn, cfg, entry, sha256, result.file_id)
                 return
+        if problem is None:
+            raise TransferError(f"Feed {cfg.name!r}: two downloads of {remote} differ; nothing of it was loaded, "
+                                "retry the task")
     _reject(sftp, conn, cfg, entry, remote, size, mtime, sha256, problem)
     stats["files_rejected"] += 1
+
+
+class _Refetched(Exception):
+    """Rolls back a file's load: its rows looked damaged and a second download differed."""
 
 
 class TransferError(RuntimeError):
@@ -249,8 +280,9 @@ def _download(sftp: Any, cfg: Feed, remote: str, expected_size: int | None, tmp:
 
 
 def _load(conn: psycopg.Connection, cfg: Feed, remote: str, local: str, size: int, mtime: datetime | None,
-          sha256: str) -> tuple[Layout, Any]:
-    """Read and load one file in one transaction (rows, ledger batch, ops.files row); all or nothing."""
+          sha256: str, recheck: Any = None) -> tuple[Layout, Any]:
+    """Read and load one file in one transaction (rows, ledger batch, ops.files row); all or nothing.
+    When rows had to be quarantined, `recheck()` may say the transfer was damaged: then nothing commits."""
     layout, rows = read_rows(local, required_column=cfg.key)
 
     def records() -> Iterator[Record]:
@@ -265,6 +297,8 @@ def _load(conn: psycopg.Connection, cfg: Feed, remote: str, local: str, size: in
     with conn.transaction():
         result = write_batch(conn, cfg.source, cfg.stream, records(), key=cfg.key, source_uri=remote,
                              cursor_after={"file": remote, "sha256": sha256})
+        if result.quarantined and recheck is not None and recheck():
+            raise _Refetched(remote)
         result.file_id = record_file(conn, feed=cfg.name, path=remote, size=size, mtime=mtime, sha256=sha256,
                                      status="loaded", rows=result.received, batch_id=result.batch_id)
     log.info("feed %s: loaded %s (%s, %s, delimiter %r, %s header rows): %s", cfg.name, remote,

@@ -224,3 +224,30 @@ def assert_raw_matches_truth(sb, url) -> None:
             for key, payload in rows:
                 want = {k: "" if v is None else str(v) for k, v in truth[key].items()}
                 assert {k: payload.get(k) for k in want} == want, f"{feed}: {key} loaded with damaged values"
+
+
+def test_download_is_streamed_with_bounded_memory(sb, tmp_path):
+    """A 16 MB file crosses the SFTP connection into a local temp file, hashed on the way, while Python's
+    allocations stay a small fraction of its size."""
+    import hashlib
+    import os
+    import tempfile
+    import tracemalloc
+
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from crm_warehouse.files.sftp import _download, _sftp_session, feed_config
+
+    data = os.urandom(16 * 1024 * 1024)
+    (incoming(sb, "call_center_cdr") / "big.csv").write_bytes(data)
+    extra = sb.connections["survey_vendor_sftp"]["extra"]
+    cfg = feed_config("survey_vendor_sftp", "call_center_cdr", extra)
+    with _sftp_session(SFTPHook(ssh_conn_id="survey_vendor_sftp"), "survey_vendor_sftp") as sftp, \
+            tempfile.TemporaryFile() as tmp:
+        tracemalloc.start()
+        try:
+            sha256, size = _download(sftp, cfg, f"{cfg.incoming}/big.csv", len(data), tmp)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert (sha256, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a 16 MB download"

@@ -253,6 +253,9 @@ class _Refetched(Exception):
     """Rolls back a file's load: its rows looked damaged and a second download differed."""
 
 
+PREFETCH_REQUESTS = 64
+
+
 class TransferError(RuntimeError):
     """A download did not complete; nothing of the file was loaded, the task can simply be retried."""
 
@@ -266,7 +269,9 @@ def _download(sftp: Any, cfg: Feed, remote: str, expected_size: int | None, tmp:
         tmp.truncate()
         sink = _HashingWriter(tmp)
         try:
-            sftp.getfo(remote, sink)
+            # paramiko's prefetch holds every chunk it has asked for: bound the requests in flight
+            # (64 x 32 KiB), or a 1 GB file would sit in memory before it reaches the disk
+            sftp.getfo(remote, sink, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransferError(f"Feed {cfg.name!r}: downloading {remote} failed ({type(exc).__name__}: {exc}); "
                                 "nothing of it was loaded, retry the task") from exc

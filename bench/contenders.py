@@ -80,6 +80,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in CONTENDERS:
         print(f"usage: python -m bench.contenders {{{'|'.join(CONTENDERS)}}} '<json args>'", file=sys.stderr)
         return 2
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # per-batch "hash+copy / insert" seconds in the log
     result = CONTENDERS[argv[0]](json.loads(argv[1]))
     print(json.dumps(result), flush=True)
     return 0

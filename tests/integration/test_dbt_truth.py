@@ -48,6 +48,21 @@ RECORD_PREFIX = {
 }
 
 
+def load_served_into_raw(conn: psycopg.Connection, world: sqlite3.Connection) -> None:
+    """Bootstrap the warehouse and COPY every record the world served into its raw table, as the loader
+    lands it (one batch): the starting point of the tests that build the marts without the extractors."""
+    bootstrap(conn)
+    for table in RAW_TABLES:
+        conn.execute(RAW_DDL.format(table=table))
+    for served, (raw, column, source_object) in SERVED.items():
+        with conn.cursor().copy(
+            sql.SQL("copy raw.{} (record_key, content_hash, payload, source_object, batch_id,"
+                    " extracted_at) from stdin").format(sql.Identifier(raw))) as copy:
+            for key, payload, obj in world.execute(f"select key, {column}, {source_object} from {served}"):
+                digest = hashlib.sha256(payload.encode()).hexdigest()
+                copy.write_row((key, digest, payload, obj, 1, "2026-10-01T00:00:00Z"))
+
+
 @pytest.fixture(scope="module")
 def built(pg_server_url, tmp_path_factory):
     world_dir = tmp_path_factory.mktemp("world")
@@ -59,16 +74,7 @@ def built(pg_server_url, tmp_path_factory):
     url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         with psycopg.connect(url) as conn:
-            bootstrap(conn)
-            for table in RAW_TABLES:
-                conn.execute(RAW_DDL.format(table=table))
-            for served, (raw, column, source_object) in SERVED.items():
-                with conn.cursor().copy(
-                    sql.SQL("copy raw.{} (record_key, content_hash, payload, source_object, batch_id,"
-                            " extracted_at) from stdin").format(sql.Identifier(raw))) as copy:
-                    for key, payload, obj in world.execute(f"select key, {column}, {source_object} from {served}"):
-                        digest = hashlib.sha256(payload.encode()).hexdigest()
-                        copy.write_row((key, digest, payload, obj, 1, "2026-10-01T00:00:00Z"))
+            load_served_into_raw(conn, world)
             conn.execute("create table public.truth_records (record_id text, person_id text, complaint_id text,"
                          " kind text, linkable boolean)")
             with conn.cursor().copy("copy public.truth_records from stdin") as copy:

@@ -8,7 +8,6 @@ fails these tests with the command that installs it: a report nobody saw render 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -26,8 +25,8 @@ from crm_warehouse.enrich import run_all
 from crm_warehouse.quality.publish import publish
 from crm_warehouse.report import MIN_OPPORTUNITIES, PLOTLY_JS, build_report
 from psycopg import sql
-from test_dbt_pipeline import RAW_DDL, RAW_TABLES, dbt_build  # tests/integration is on sys.path
-from test_dbt_truth import SERVED
+from test_dbt_pipeline import dbt_build  # tests/integration is on sys.path
+from test_dbt_truth import load_served_into_raw
 
 from sandbox import world as world_module
 
@@ -116,16 +115,7 @@ def published(pg_server_url, tmp_path_factory):
     url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         with psycopg.connect(url) as conn:
-            bootstrap(conn)
-            for table in RAW_TABLES:
-                conn.execute(RAW_DDL.format(table=table))
-            for served, (raw, column, source_object) in SERVED.items():
-                with conn.cursor().copy(
-                        sql.SQL("copy raw.{} (record_key, content_hash, payload, source_object, batch_id,"
-                                " extracted_at) from stdin").format(sql.Identifier(raw))) as copy:
-                    for key, payload, obj in world.execute(f"select key, {column}, {source_object} from {served}"):
-                        digest = hashlib.sha256(payload.encode()).hexdigest()
-                        copy.write_row((key, digest, payload, obj, 1, "2026-10-01T00:00:00Z"))
+            load_served_into_raw(conn, world)
             conn.commit()
             run_all(conn)
             dbt_build(url, tmp_path_factory.mktemp("dbt"))

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,18 +122,20 @@ def dags_test(dag_id: str, *, logical_date: datetime, window: tuple[datetime, da
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace")
+        # a watchdog, not a check per line: a run that hangs without printing is stopped too
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 out.write(line)
                 if on_task and "[DAG TEST] starting task_id=" in line:
                     on_task(line.split("task_id=", 1)[1].split()[0])
-                if time.monotonic() - started > timeout:
-                    proc.kill()
-                    out.write(f"\n[crm] killed after {timeout:.0f} s\n")
-                    break
         finally:
+            watchdog.cancel()
             proc.wait()
+        if time.monotonic() - started >= timeout:
+            out.write(f"\n[crm] airflow dags test {dag_id} stopped after {timeout:.0f} s (timeout)\n")
     text = log.read_text(errors="replace")
     failed = sorted({line.split("task_id=")[1].split()[0].strip(",'\"")
                      for line in text.splitlines()

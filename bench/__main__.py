@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only extract] [--pg-url URL]`: run the benchmarks, print the figures and
+"""`python -m bench [--quick] [--only NAME ...] [--pg-url URL]`: run the benchmarks, print the figures and
 write them into BENCHMARKS.md (full runs only; `--quick` is a smoke run of the harness and writes nothing,
 nor does a run of some `--datasets` or `--contenders` only)."""
 
@@ -75,16 +75,7 @@ def _dlt_version(rows) -> str:
     return extract_load.DLT_REQUIREMENTS[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small data: checks the harness in a minute")
-    parser.add_argument("--only", choices=["extract"], help="run one benchmark (default: all)")
-    parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $CRM_BENCH_PG_URL, "
-                        "$CRM_WAREHOUSE_URL, else the embedded server)")
-    parser.add_argument("--datasets", default=",".join(extract_load.DATASETS), help="calls,survey")
-    parser.add_argument("--contenders", default=",".join(extract_load.CONTENDERS), help="ours,dlt,copy")
-    args = parser.parse_args(argv)
-
+def run_extract(args) -> int:
     result = extract_load.run(quick=args.quick, pg_url=args.pg_url,
                               datasets=tuple(args.datasets.split(",")),
                               contenders=tuple(args.contenders.split(",")))
@@ -102,6 +93,31 @@ def main(argv: list[str] | None = None) -> int:
         replace_section(BENCHMARKS_MD, SECTION, body)
         print(f"wrote section {SECTION!r} of {BENCHMARKS_MD}", file=sys.stderr)
     return 1 if failed else 0
+
+
+# Each benchmark: name -> callable(args) returning an exit code. A benchmark writes its own section of
+# BENCHMARKS.md (bench.report.replace_section) on a full run and leaves the others alone.
+BENCHMARKS = {
+    "extract": run_extract,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small data: checks the harness in a minute")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append",
+                        help="run this benchmark (repeatable; default: all, in order)")
+    parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $CRM_BENCH_PG_URL, "
+                        "$CRM_WAREHOUSE_URL, else the embedded server)")
+    parser.add_argument("--datasets", default=",".join(extract_load.DATASETS), help="calls,survey")
+    parser.add_argument("--contenders", default=",".join(extract_load.CONTENDERS), help="ours,dlt,copy")
+    args = parser.parse_args(argv)
+
+    rc = 0
+    for name in args.only or list(BENCHMARKS):
+        print(f"== benchmark {name}", file=sys.stderr)
+        rc = max(rc, BENCHMARKS[name](args))
+    return rc
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
     POST /clock                {"clock": ISO 8601}            move world time
     GET  /faults               pending faults per endpoint
     POST /faults               {"endpoint", "fault", "count"=1, ...options}
-    POST /faults/clear         remove every pending fault
+    GET  /data-faults          bad data being served, per endpoint
+    POST /data-faults          {"endpoint", "fault", ...options}   serve bad data until cleared
+    POST /faults/clear         remove every pending fault and every data fault
     GET  /connections          Airflow connection JSON per conn id
 """
 
@@ -49,6 +51,15 @@ class AdminApp:
             except ValueError as exc:
                 return 400, {"error": str(exc)}
             return 200, self.sb.faults.pending()
+        if path == "/data-faults" and method == "GET":
+            return 200, self.sb.data_faults.pending()
+        if path == "/data-faults" and method == "POST":
+            opts = {k: v for k, v in data.items() if k not in ("endpoint", "fault")}
+            try:
+                self.sb.inject_data(str(data.get("endpoint")), str(data.get("fault")), **opts)
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
+            return 200, self.sb.data_faults.pending()
         if path == "/faults/clear" and method == "POST":
             self.sb.clear_faults()
             return 200, {}

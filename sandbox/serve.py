@@ -33,6 +33,10 @@ ENDPOINTS = ("twilio.calls", "twilio.dispositions", "qualtrics.export", "typefor
 HTTP_FAULTS = ("429", "500", "503", "slow", "drop", "malformed", "drift_new_field", "drift_missing_field",
                "drift_type_change", "repeat", "bad_auth")
 SFTP_FAULTS = ("truncated", "corrupt", "drop", "slow", "bad_auth")
+# bad data, served on every request until cleared (DataFaults): what a quality gate must catch
+DATA_FAULTS = ("set_field", "drop_field", "duplicate_key", "skip_day")
+# the natural key of a served record, for choosing records (`every`) and for the log of touched keys
+RECORD_KEYS = ("sid", "disposition_id", "responseId", "token", "$URN", "id")
 LINKEDIN_VERSION = "202510"
 FB_VERSION = "v21.0"
 
@@ -106,6 +110,143 @@ class FaultBox:
     def pending(self) -> dict[str, list[dict]]:
         with self._lock:
             return {k: [dict(f) for f in v if f["remaining"] > 0] for k, v in self._faults.items()}
+
+
+def _path_get(rec: dict, path: str) -> tuple[dict | None, str]:
+    """The dict holding the last part of a dotted path (`values.QID1`), and that last part."""
+    *parents, last = path.split(".")
+    node: object = rec
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), last
+
+
+def _record_key(rec: dict) -> str:
+    for name in RECORD_KEYS:
+        if rec.get(name) not in (None, ""):
+            return str(rec[name])
+    return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()
+
+
+def _record_day(rec: dict, path: str) -> str | None:
+    """The UTC day (YYYY-MM-DD) of a time field, ISO 8601 or RFC 2822 (Twilio) or epoch ms (LinkedIn)."""
+    from email.utils import parsedate_to_datetime
+
+    holder, last = _path_get(rec, path)
+    value = holder.get(last) if holder else None
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000, UTC).date().isoformat()
+        if value[:4].isdigit():
+            return datetime.fromtimestamp(_parse_time(value), UTC).date().isoformat()
+        return parsedate_to_datetime(value).astimezone(UTC).date().isoformat()
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+class DataFaults:
+    """Bad data served on purpose, on every request to an endpoint until cleared: the vendor's records
+    themselves are wrong (what a warehouse's quality gate has to catch), unlike FaultBox's transport faults.
+
+    - `set_field`: `field` (dotted, e.g. `values.QID1`) is set to `value` (an out-of-range score);
+    - `drop_field`: `field` disappears from the records (a vanished column);
+    - `duplicate_key`: each chosen record is served twice under its key, as two conflicting versions whose
+      `field` is `values[0]` in the first copy and `values[1]` in the second;
+    - `skip_day`: records whose `time_field` falls on the UTC `day` (YYYY-MM-DD) are not served at all.
+
+    `every=N` (default 1) picks the records whose key hashes to 0 modulo N (deterministic). `touched`
+    remembers the keys each fault changed, withheld or duplicated, for tests to reconcile with.
+    """
+
+    REQUIRED = {"set_field": ("field", "value"), "drop_field": ("field",), "duplicate_key": ("field", "values"),
+                "skip_day": ("day", "time_field")}
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[str, list[dict]] = {}
+        self._touched: dict[tuple[str, str], set[str]] = {}
+
+    def add(self, endpoint: str, fault: str, **opts: object) -> None:
+        if endpoint not in ENDPOINTS or endpoint == "sftp":
+            raise ValueError(f"data faults apply to the HTTP endpoints: use one of "
+                             f"{', '.join(e for e in ENDPOINTS if e != 'sftp')}, not {endpoint!r}")
+        if fault not in DATA_FAULTS:
+            raise ValueError(f"unknown data fault {fault!r}: use one of {', '.join(DATA_FAULTS)}")
+        missing = [k for k in self.REQUIRED[fault] if k not in opts]
+        if missing:
+            raise ValueError(f"data fault {fault!r} needs {', '.join(missing)}")
+        if fault == "duplicate_key" and (not isinstance(opts["values"], list) or len(opts["values"]) != 2):
+            raise ValueError("duplicate_key needs values: a list of two values, one per copy")
+        if fault == "skip_day":
+            try:
+                datetime.strptime(str(opts["day"]), "%Y-%m-%d")
+            except ValueError:
+                raise ValueError(f"skip_day: day must be YYYY-MM-DD, got {opts['day']!r}") from None
+        every = opts.get("every", 1)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        with self._lock:
+            self._faults.setdefault(endpoint, []).append({"fault": fault, **opts})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> dict[str, list[dict]]:
+        with self._lock:
+            return {k: [dict(f) for f in v] for k, v in self._faults.items() if v}
+
+    def touched(self, endpoint: str, fault: str) -> set[str]:
+        """Keys of the records `fault` changed on `endpoint` so far (served or withheld)."""
+        with self._lock:
+            return set(self._touched.get((endpoint, fault), set()))
+
+    def apply(self, endpoint: str, records: list) -> list:
+        """The records as the faulty vendor serves them (a new list; `records` is not changed)."""
+        with self._lock:
+            faults = [dict(f) for f in self._faults.get(endpoint, [])]
+        if not faults:
+            return records
+        order = {name: i for i, name in enumerate(("skip_day", "set_field", "drop_field", "duplicate_key"))}
+        out = [json.loads(json.dumps(r)) if isinstance(r, dict) else r for r in records]
+        touched: list[tuple[str, str]] = []
+        for f in sorted(faults, key=lambda f: order[f["fault"]]):
+            kind, every = f["fault"], int(f.get("every", 1))
+            kept = []
+            for rec in out:
+                if not isinstance(rec, dict):
+                    kept.append(rec)
+                    continue
+                key = _record_key(rec)
+                chosen = int(hashlib.sha256(key.encode()).hexdigest(), 16) % every == 0
+                if kind == "skip_day":
+                    if chosen and _record_day(rec, str(f["time_field"])) == f["day"]:
+                        touched.append((kind, key))
+                        continue
+                elif chosen:
+                    holder, last = _path_get(rec, str(f["field"]))
+                    if holder is not None and kind == "set_field":
+                        holder[last] = f["value"]
+                        touched.append((kind, key))
+                    elif holder is not None and kind == "drop_field" and last in holder:
+                        del holder[last]
+                        touched.append((kind, key))
+                    elif holder is not None and kind == "duplicate_key":
+                        twin = json.loads(json.dumps(rec))
+                        holder[last] = f["values"][0]
+                        twin_holder, _ = _path_get(twin, str(f["field"]))
+                        twin_holder[last] = f["values"][1]  # type: ignore[index]
+                        kept += [rec, twin]
+                        touched.append((kind, key))
+                        continue
+                kept.append(rec)
+            out = kept
+        with self._lock:
+            for kind, key in touched:
+                self._touched.setdefault((endpoint, kind), set()).add(key)
+        return out
 
 
 class VendorApp:
@@ -205,6 +346,8 @@ def _make_handler(app: VendorApp) -> type[BaseHTTPRequestHandler]:
             kind = fault["fault"] if fault else None
             body = resp.body
             if isinstance(body, dict | list):
+                if resp.records and resp.status == 200:
+                    _apply_data_faults(app.sb, app.route(req.method, req.path), body, resp.records)
                 if kind and kind.startswith("drift_") and resp.records:
                     _drift(body, resp.records, kind)
                 data = json.dumps(body, ensure_ascii=False).encode()
@@ -241,6 +384,15 @@ def _make_handler(app: VendorApp) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
     return Handler
+
+
+def _apply_data_faults(sb: Sandbox, found: tuple | None, body: dict | list, path: str) -> None:
+    """Replace the record list at `path` in a JSON body by what the faulty vendor serves."""
+    if found is None or not isinstance(body, dict):
+        return
+    parent, last = _path_get(body, path)
+    if parent is not None and isinstance(parent.get(last), list):
+        parent[last] = sb.data_faults.apply(found[0], parent[last])
 
 
 def _drift(body: dict | list, path: str, kind: str) -> None:
@@ -572,6 +724,7 @@ class Sandbox:
         self.end_ts = int(self.meta["end_ts"])
         self.clock_ts = self.end_ts if clock is None else _to_ts(clock)
         self.faults = FaultBox()
+        self.data_faults = DataFaults()
         # live_calls: serve calls from their start, "in-progress" until they end and without a price for
         # PRICE_DELAY after, as Twilio does (so an extractor needs its lookback). Off: calls appear complete.
         self.live_calls = live_calls
@@ -602,8 +755,14 @@ class Sandbox:
         """Make the next `count` requests to `endpoint` fail with `fault` (see ENDPOINTS, HTTP_FAULTS)."""
         self.faults.add(endpoint, fault, count, **opts)
 
+    def inject_data(self, endpoint: str, fault: str, **opts: object) -> None:
+        """Serve bad data on `endpoint` until `clear_faults()` (see DataFaults, DATA_FAULTS)."""
+        self.data_faults.add(endpoint, fault, **opts)
+
     def clear_faults(self) -> None:
+        """Remove every pending transport fault and every data fault: the vendor is fixed."""
         self.faults.clear()
+        self.data_faults.clear()
 
     # ---- lifecycle
     def start(self) -> Sandbox:
@@ -728,4 +887,5 @@ def _to_ts(when: datetime | str | int) -> int:
     return int(calendar.timegm(when.utctimetuple()))
 
 
-__all__ = ["Sandbox", "ENDPOINTS", "HTTP_FAULTS", "SFTP_FAULTS", "Response", "Request", "VendorApp"]
+__all__ = ["Sandbox", "ENDPOINTS", "HTTP_FAULTS", "SFTP_FAULTS", "DATA_FAULTS", "DataFaults", "Response", "Request",
+           "VendorApp"]

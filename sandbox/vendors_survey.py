@@ -133,7 +133,7 @@ class QualtricsApp(VendorApp):
         with self.db() as db:
             rows = db.execute(f"select payload from s_survey_responses where {' and '.join(where)} "
                               "order by recorded_at, key", args).fetchall()
-        responses = [json.loads(r[0]) for r in rows]
+        responses = self.sb.data_faults.apply("qualtrics.export", [json.loads(r[0]) for r in rows])
         fault = getattr(req, "fault", None) or job.get("fault")
         kind = fault["fault"] if fault else None
         if kind and kind.startswith("drift_"):

@@ -1,13 +1,23 @@
 """VADER sentiment (vaderSentiment) of customers' social texts: X mentions, Facebook and LinkedIn comments.
 
-A text is scored again only when its content changed (an edited comment lands as a new version).
-VADER's authors classify compound <= -0.05 as negative; the complaint models use that threshold
-(dbt var `social_negative_threshold`).
+Two scores per text:
+- `compound`: VADER on the whole text, as the library scores it;
+- `sentence_min_compound`: VADER on each sentence, the most negative sentence's compound. VADER is built
+  and validated on sentences (its authors score longer texts sentence by sentence): on a whole text its
+  negation rule looks three words back across sentence ends, so in "...your store closed early without
+  notice. Absolutely terrible." the "without" of one sentence turns the "terrible" of the next positive
+  (+0.42). Scored per sentence, "Absolutely terrible." is -0.53. One clearly negative sentence makes a
+  complaint, so the complaint models read this score.
+
+A text is scored again when its content changed (an edited comment lands as a new version) or when it was
+scored by an older SCORER_VERSION. VADER's authors classify compound <= -0.05 as negative; the complaint
+models use that threshold (dbt var `social_negative_threshold`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 import psycopg
 
@@ -24,9 +34,30 @@ create table if not exists {SENTIMENT_TABLE} (
     neutral     double precision not null,
     negative    double precision not null,
     text_md5    text not null,      -- md5 of the scored text, to re-score edited texts
-    scored_at   timestamptz not null default now()
+    scored_at   timestamptz not null default now(),
+    sentence_min_compound double precision,   -- the most negative sentence's VADER compound
+    scorer_version integer              -- SCORER_VERSION the text was scored with
 )
 """
+# Tables made by the first version lack the last two columns. Added only when missing: an ALTER takes an
+# exclusive lock even when it changes nothing.
+UPGRADE = f"""
+do $upgrade$
+begin
+    if not exists (select from information_schema.columns
+                   where table_schema = 'intermediate' and table_name = 'social_sentiment'
+                     and column_name = 'scorer_version') then
+        alter table {SENTIMENT_TABLE} add column if not exists sentence_min_compound double precision;
+        alter table {SENTIMENT_TABLE} add column if not exists scorer_version integer;
+    end if;
+end
+$upgrade$
+"""
+# Bump when the scoring changes: texts scored by an older version are scored again.
+SCORER_VERSION = 2
+
+# Sentence ends: . ! ? (with any closing quotes or brackets) followed by space, or a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*")
 
 TEXT_QUERIES: dict[str, tuple[str, str]] = {
     "raw.social_x__mentions": ("x", "payload->>'text'"),
@@ -41,10 +72,24 @@ def _analyzer():
     return SentimentIntensityAnalyzer()
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences (the whole text when it has no sentence end)."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    return [p for p in parts if p] or [text]
+
+
+def scores(analyzer, text: str) -> dict[str, float]:
+    """VADER's polarity scores of the whole text, plus `sentence_min`: the most negative sentence's compound."""
+    whole = analyzer.polarity_scores(text)
+    whole["sentence_min"] = min(analyzer.polarity_scores(s)["compound"] for s in sentences(text))
+    return whole
+
+
 def score_sentiment(conn: psycopg.Connection) -> int:
     """Score every new or changed social text; returns how many texts were scored."""
     with conn.transaction():
         conn.execute(DDL)
+        conn.execute(UPGRADE)
         tables = existing_tables(conn, list(TEXT_QUERIES))
         if not tables:
             return 0
@@ -60,8 +105,10 @@ def score_sentiment(conn: psycopg.Connection) -> int:
             f"""
             select t.channel, t.text_id, t.body from ({' union all '.join(selects)}) as t
             left join {SENTIMENT_TABLE} s on s.text_id = t.text_id
-            where t.body is not null and (s.text_id is null or s.text_md5 <> md5(t.body))
-            """
+            where t.body is not null
+              and (s.text_id is null or s.text_md5 <> md5(t.body) or s.scorer_version is distinct from %s)
+            """,
+            (SCORER_VERSION,),
         ).fetchall()
         if not rows:
             return 0
@@ -71,20 +118,26 @@ def score_sentiment(conn: psycopg.Connection) -> int:
         )
         with conn.cursor() as cur:
             with cur.copy(
-                "copy _sentiment_new (text_id, channel, compound, positive, neutral, negative, text_md5)"
-                " from stdin"
+                "copy _sentiment_new (text_id, channel, compound, positive, neutral, negative, text_md5,"
+                " sentence_min_compound, scorer_version) from stdin"
             ) as copy:
                 for channel, text_id, body in rows:
-                    s = analyzer.polarity_scores(body)
+                    s = scores(analyzer, body)
                     md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
-                    copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5))
+                    copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5,
+                                    s["sentence_min"], SCORER_VERSION))
         conn.execute(
             f"""
-            insert into {SENTIMENT_TABLE} (text_id, channel, compound, positive, neutral, negative, text_md5)
-            select text_id, channel, compound, positive, neutral, negative, text_md5 from _sentiment_new
+            insert into {SENTIMENT_TABLE} (text_id, channel, compound, positive, neutral, negative, text_md5,
+                                           sentence_min_compound, scorer_version)
+            select text_id, channel, compound, positive, neutral, negative, text_md5,
+                   sentence_min_compound, scorer_version
+            from _sentiment_new
             on conflict (text_id) do update set
                 compound = excluded.compound, positive = excluded.positive, neutral = excluded.neutral,
-                negative = excluded.negative, text_md5 = excluded.text_md5, scored_at = now()
+                negative = excluded.negative, text_md5 = excluded.text_md5,
+                sentence_min_compound = excluded.sentence_min_compound,
+                scorer_version = excluded.scorer_version, scored_at = now()
             """
         )
     return len(rows)

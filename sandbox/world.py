@@ -218,6 +218,19 @@ def _day(t: float) -> str:
     return _dates(int(t) // DAY)[0]
 
 
+# numbers on calls that are nobody's own line: the company's, Twilio's anonymous-caller stand-in
+_NOT_A_PERSON_LINE = frozenset({COMPANY_NUMBER, "+266696687"})
+# a disposition's case_ref names a record as the warehouse does ("typeform:<token>"); a bare key otherwise
+_REF_PREFIXES = ("typeform:", "qualtrics:", "x:", "facebook:", "linkedin:", "twilio:", "call_center:")
+
+
+def _ref_key(case_ref: str) -> str:
+    for prefix in _REF_PREFIXES:
+        if case_ref.startswith(prefix):
+            return case_ref[len(prefix):]
+    return case_ref
+
+
 def parse_start(start: str) -> int:
     return calendar.timegm(time.strptime(start[:10], "%Y-%m-%d"))
 
@@ -246,6 +259,11 @@ def phone_variant(rng: random.Random, e164: str, country: str) -> str:
 
 def email_variant(rng: random.Random, email: str, typo_rate: float = 0.02) -> str:
     """Case, whitespace, gmail dots and +tags (gmail/googlemail only for dots), rare typos."""
+    return email_variant_typo(rng, email, typo_rate)[0]
+
+
+def email_variant_typo(rng: random.Random, email: str, typo_rate: float = 0.02) -> tuple[str, bool]:
+    """email_variant, and whether a typo made it another address (no longer evidence of the person)."""
     local, domain = email.split("@")
     r = rng.random()
     if r < typo_rate:
@@ -254,6 +272,7 @@ def email_variant(rng: random.Random, email: str, typo_rate: float = 0.02) -> st
         elif len(local) > 3:
             i = rng.randrange(len(local) - 1)
             local = local[:i] + local[i + 1] + local[i] + local[i + 2:]
+    typo = f"{local}@{domain}" != email
     gmail = domain in ("gmail.com", "googlemail.com")
     if gmail and rng.random() < 0.25:
         bare = local.replace(".", "")
@@ -274,7 +293,7 @@ def email_variant(rng: random.Random, email: str, typo_rate: float = 0.02) -> st
         out = local.capitalize() + "@" + domain.capitalize()
     if rng.random() < 0.06:
         out = rng.choice([" ", "  ", "\t"]) + out + rng.choice(["", " ", " \n"])
-    return out
+    return out, typo
 
 
 @dataclass
@@ -332,7 +351,7 @@ create table truth_people (person_id text, customer_ref text, first_name text, l
     country text, phone_e164 text, household_id text, emails text, x_user_id text, x_username text,
     x_followers integer, fb_user_id text, li_person_urn text, joined_at text, churned_at text);
 create table truth_records (source text, stream text, record_key text, person_id text, complaint_id text,
-    kind text, linkable integer, link_via text);
+    kind text, linkable integer, link_via text, evidence text, shared_line integer, link_group text);
 create table truth_complaints (complaint_id text, person_id text, channel text, source text,
     stream text, record_key text, category text, opened_at text, first_response_at text, resolved_at text,
     rectified integer, retained integer, social_reach integer);
@@ -373,7 +392,7 @@ create index truth_records_person on truth_records(person_id);
 TABLE_COLS = {
     "s_calls": 7, "s_dispositions": 5, "s_survey_responses": 5, "s_form_responses": 6, "s_x_mentions": 6,
     "s_x_users": 2, "s_fb_posts": 4, "s_fb_comments": 6, "s_li_posts": 4, "s_li_comments": 5, "s_cc_calls": 4,
-    "s_cc_dispositions": 4, "s_sftp_survey": 4, "truth_people": 15, "truth_records": 8, "truth_complaints": 13,
+    "s_cc_dispositions": 4, "s_sftp_survey": 4, "truth_people": 15, "truth_records": 11, "truth_complaints": 13,
 }
 
 
@@ -416,6 +435,9 @@ class _World:
         self.x_users_written: set[str] = set()
         self.cc_anonymous = False
         self.linkable = True
+        # what the last record written carries that identifies its person or references another record
+        # ("phone:+1...", "email:...", "x:<user id>", "fb:<id>", "li:<urn>", "cust:<ref>", "ref:<record key>")
+        self.evidence: list[str] = []
         self.last_likes = 0
         self.stored = False  # whether the last record written fell inside the world (truth follows it)
 
@@ -427,8 +449,17 @@ class _World:
                kind: str, linkable: bool, link_via: str | None) -> None:
         if not self.stored:
             return
+        tokens = [*self.evidence, "ref:" + key] if person is not None else []
+        shared_line = False
+        if person is not None and person.household:
+            # a line the whole household shares identifies the household, not one of its people
+            line = "phone:" + person.phone
+            shared_line = line in tokens
+            tokens = [t for t in tokens if t != line]
+            shared_line = shared_line and not any(not t.startswith("ref:") for t in tokens)
         self.sink.add("truth_records", (source, stream, key, person.pid if person else None, complaint, kind,
-                                        int(linkable), link_via))
+                                        int(linkable), link_via, " ".join(dict.fromkeys(tokens)),
+                                        int(shared_line), None))
 
     # ---- company content
     def company_posts(self) -> None:
@@ -482,6 +513,7 @@ class _World:
         price = None if rng.random() < 0.04 else "-%.5f" % (0.0085 * max(1, math.ceil(duration / 60)) +
                                                            (0.013 if direction != "inbound" else 0))
         self.stored = end < self.end
+        self.evidence = [f"phone:{n}" for n in (frm, to) if n.startswith("+") and n not in _NOT_A_PERSON_LINE]
         if self.stored:
             date_updated = end + rng.randint(1, 60)
             self.sink.add("s_calls", (sid, end, _day(begin), _day(end), begin, direction, _TWILIO_CALL.format(
@@ -506,6 +538,7 @@ class _World:
                "code": code, "category": category, "case_ref": case_ref, "case_status": case_status,
                "notes": notes}
         self.stored = True
+        self.evidence = ["ref:" + call_sid] + (["ref:" + _ref_key(case_ref)] if case_ref else [])
         if outsourced:
             self.sink.add("s_cc_dispositions", (did, wrapped, _day(wrapped), self.dumps(row)))
         else:
@@ -527,6 +560,7 @@ class _World:
                "caller_number": caller, "dialed_number": dialed, "agent_id": rng.choice(CC_AGENTS),
                "duration_seconds": str(duration), "queue_seconds": str(queue), "status": status}
         self.stored = end < self.end
+        self.evidence = [] if self.cc_anonymous else [f"phone:{p.phone}"]
         if self.stored:
             self.sink.add("s_cc_calls", (cid, end, _day(end), self.dumps(row)))
         return cid, end
@@ -542,11 +576,16 @@ class _World:
         refs: list[tuple[str, str, object]] = []
         refs.append(("full_name", "text", f"{p.first} {p.last}" if rng.random() < 0.9 else p.first))
         email = p.email2 if p.email2 and p.email_change_at and t >= p.email_change_at else p.email
+        tokens: dict[str, str] = {}  # answer ref -> evidence token (a typo or the company's number is none)
         if rng.random() < 0.9:
-            refs.append(("email", "email", email_variant(rng, email)))
+            written, typo = email_variant_typo(rng, email)
+            refs.append(("email", "email", written))
+            if not typo:
+                tokens["email"] = f"email:{email}"
         r = rng.random()
         if r < 0.7:
             refs.append(("phone", "phone_number", phone_variant(rng, p.phone, p.country)))
+            tokens["phone"] = f"phone:{p.phone}"
         elif r < 0.74:
             refs.append(("phone", "phone_number", rng.choice(COMPANY_NUMBER_FORMS)))
         if kind in ("complaint", "contact") and category:
@@ -557,6 +596,7 @@ class _World:
         handle_given = False
         if p.x_username and p.gives_handle and rng.random() < 0.6:
             refs.append(("social_handle", "text", rng.choice(["@", "@", ""]) + p.x_username))
+            tokens["social_handle"] = f"x:{p.x_id}"
             handle_given = True
         if kind == "callback":
             refs.append(("wants_callback", "boolean", True))
@@ -567,6 +607,8 @@ class _World:
             handle_given = handle_given and any(r[0] == "social_handle" for r in refs)
         logged_in = rng.random() < 0.35
         self.linkable = logged_in or any(r[0] in ("email", "phone", "social_handle") for r in refs)
+        self.evidence = [tokens[r[0]] for r in refs if r[0] in tokens] + ([f"cust:{p.customer_ref}"] if logged_in
+                                                                         else [])
         answers = []
         for ref, typ, val in refs:
             answers.append({"field": {"id": (ref + "XXXXXXXX")[:8].replace("_", "X") + form_id[-2:],
@@ -609,6 +651,7 @@ class _World:
             ext_ref = ""
         email = p.email2 if p.email2 and p.email_change_at and t >= p.email_change_at else p.email
         handle = bool(p.x_username and p.gives_handle and rng.random() < 0.5)
+        evidence = [f"ref:{ext_ref}"] if ext_ref else []
         values: dict[str, object] = {
             "startDate": _iso(start_t), "endDate": _iso(t), "status": 0,
             "ipAddress": f"203.0.113.{rng.randint(1, 254)}", "progress": 100, "duration": t - start_t,
@@ -616,7 +659,7 @@ class _World:
             "_recordId": rid, "locationLatitude": f"37.7{rng.randint(0, 9999):04d}",
             "locationLongitude": f"-122.4{rng.randint(0, 9999):04d}",
             "distributionChannel": channel, "userLanguage": "EN",
-            "recipientEmail": email_variant(rng, email) if channel == "email" else "",
+            "recipientEmail": (written := email_variant_typo(rng, email) if channel == "email" else ("", True))[0],
             "recipientFirstName": p.first if channel == "email" else "",
             "recipientLastName": p.last if channel == "email" else "",
             "externalDataReference": ext_ref,
@@ -629,12 +672,17 @@ class _World:
             values["QID6_TEXT"] = rng.choice(RECTIFY)
             values["QID7_TEXT"] = rng.choice(AVOID)
             values["QID10"] = CATEGORIES.index(cat) + 1
+        if not written[1]:  # no typo: the person's own address
+            evidence.append(f"email:{email}")
         if rng.random() < 0.35:
             values["QID8_TEXT"] = phone_variant(rng, p.phone, p.country)
+            evidence.append(f"phone:{p.phone}")
         if handle:
+            evidence.append(f"x:{p.x_id}")
             values["QID9_TEXT"] = "@" + p.x_username if rng.random() < 0.7 else p.x_username
         rec_t = t + int(values.pop("_recdelay"))
         self.linkable = bool(ext_ref or channel == "email" or "QID8_TEXT" in values or handle)
+        self.evidence = evidence
         values["recordedDate"] = _iso(rec_t)
         if handle:
             p.gave_handle_on.append(_iso(rec_t))
@@ -682,6 +730,7 @@ class _World:
                                       "like_count": self.rng.randint(0, 40), "quote_count": 0,
                                       "bookmark_count": 0, "impression_count": self.rng.randint(10, 5000)}}
         self.stored = True
+        self.evidence = [f"x:{author_id}"]
         self.sink.add("s_x_mentions", (tid, idn, t, t, author_id, self.dumps(payload)))
         return tid
 
@@ -717,6 +766,7 @@ class _World:
         if parent:
             payload["parent"] = {"id": parent}
         self.stored = True
+        self.evidence = [f"fb:{frm['id']}"] if frm is not None and frm.get("id") != FB_PAGE_ID else []
         self.sink.add("s_fb_comments", (cid, post, t, t, seq, self.dumps(payload)))
         return cid, post
 
@@ -746,6 +796,7 @@ class _World:
         if parent:
             payload["parentComment"] = parent
         self.stored = True
+        self.evidence = [f"li:{actor}"] if actor != LI_ORG_URN else []
         self.sink.add("s_li_comments", (urn, post[1], t, t * 1000, self.dumps(payload)))
         return urn, post
 
@@ -966,6 +1017,7 @@ def generate(world_dir: str | Path, seed: int = 7, customers: int = 2000, days: 
     conn.executescript(INDEXES)
     phases["index"] = time.perf_counter() - t0 - sum(phases.values())
     _fix_linkability(conn, handle_people)
+    _link_groups(conn)
     meta = {"seed": seed, "customers": customers, "days": days, "start": start, "activity": activity,
             "start_ts": t_start, "end_ts": t_end, "account_sid": w.account_sid, "x_user_id": X_USER_ID,
             "x_username": X_USERNAME, "fb_page_id": FB_PAGE_ID, "li_org_urn": LI_ORG_URN,
@@ -1399,6 +1451,33 @@ def _fix_linkability(conn: sqlite3.Connection, handle_people: list[str]) -> None
         and complaint_id in (select d.complaint_id from truth_records d
                              where d.stream = 'dispositions' and d.complaint_id is not null)
     """)
+
+
+def _link_groups(conn: sqlite3.Connection) -> None:
+    """truth_records.link_group: the records of one person that a resolver could put together from what was
+    served, the connected components of the person's records over shared evidence (evidence column: the
+    person's own phone line, email address as written without a typo, X user, Facebook user, LinkedIn member,
+    customer_ref, and references between records: a survey's externalDataReference, a wrap-up's call and
+    case_ref). Two records of a person in different groups share no chain of evidence: no rule could link
+    them. A household's shared line is not evidence of one person (shared_line marks records that carry it
+    and nothing of their own)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    rows = conn.execute("select rowid, person_id, evidence from truth_records where person_id is not null").fetchall()
+    for rowid, person, evidence in rows:
+        node = find(f"#{rowid}")
+        for token in evidence.split():
+            other = find(f"{person} {token}")
+            if other != node:
+                parent[other] = node
+    conn.executemany("update truth_records set link_group = ? where rowid = ?",
+                     ((find(f"#{rowid}")[1:], rowid) for rowid, _, _ in rows))
 
 
 def iter_rows(conn: sqlite3.Connection, sql: str, params: Iterable = ()) -> Iterable[tuple]:

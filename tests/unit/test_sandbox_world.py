@@ -504,3 +504,37 @@ def test_served_records_do_not_leak_the_truth(world):
             assert "person_id" not in text and "complaint_id" not in text, table
             ids = set(re.findall(r"\b[PC]\d{6,10}\b", text))
             assert not ids & (people | complaints), (table, ids)
+
+
+def test_link_groups_follow_the_evidence_the_served_records_carry(world):
+    conn, _ = world
+    # a group never spans two people
+    assert conn.execute("select count(*) from (select link_group from truth_records where person_id is not null"
+                        " group by 1 having count(distinct person_id) > 1)").fetchone()[0] == 0
+    # every call of someone living alone from or to their own line is in one group with their other calls
+    alone = conn.execute("""
+        select count(distinct r.link_group) from truth_records r join truth_people p using (person_id)
+        join s_calls c on c.key = r.record_key and r.source = 'phone_system'
+        where p.household_id is null and p.person_id = (
+            select person_id from truth_records where source = 'phone_system' and kind = 'inbound_call'
+            and person_id in (select person_id from truth_people where household_id is null)
+            group by 1 order by count(*) desc limit 1)
+          and (json_extract(c.payload, '$.from') = p.phone_e164 or json_extract(c.payload, '$.to') = p.phone_e164)
+    """).fetchone()[0]
+    assert alone == 1
+    # a survey naming the call it followed is in that call's group
+    pairs = conn.execute("""
+        select s.link_group = c.link_group from s_survey_responses v
+        join truth_records s on s.source = 'survey_vendor' and s.record_key = v.key
+        join truth_records c on c.source = 'phone_system' and c.stream = 'calls'
+            and c.record_key = json_extract(v.payload, '$.values.externalDataReference')
+    """).fetchall()
+    assert len(pairs) > 50 and all(same for (same,) in pairs)
+    # a call carrying nothing but a household's shared line is marked, and is nobody's evidence
+    shared = conn.execute("""
+        select p.household_id is not null, json_extract(c.payload, '$.from') = p.phone_e164
+        from truth_records r join truth_people p using (person_id)
+        join s_calls c on c.key = r.record_key and r.source = 'phone_system'
+        where r.shared_line and c.direction = 'inbound'
+    """).fetchall()
+    assert len(shared) > 10 and all(h and own for h, own in shared)

@@ -66,3 +66,15 @@ def test_ambiguous_national_numbers_keep_every_reading():
     assert n.is_valid is False
     assert "+447813027062" in n.candidates and "+497813027062" in n.candidates
     assert normalize_phone("(415) 555-2671").candidates == ()
+
+
+def test_numbers_libphonenumber_does_not_know_keep_their_readings():
+    # UK 076 numbers are not valid for libphonenumber: the international spelling keeps its one reading and
+    # the national spelling has it among its possible readings, so both spellings can link
+    international = normalize_phone("+44 7615 748246")
+    national = normalize_phone("07615 748246")
+    assert (international.is_valid, international.candidates) == (False, ("+447615748246",))
+    assert national.e164 is None and "+447615748246" in national.candidates
+    # a number valid in exactly one fallback region is still that reading alone
+    assert normalize_phone("0151/26942192").candidates != ()
+    assert normalize_phone("+1 800 555 0199").candidates == ()

@@ -36,7 +36,7 @@ end
 $upgrade$
 """
 # Bump when the normalisation rules change: strings normalised by older rules are normalised again.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 # Where phone strings live in the raw landings (CONTRACTS sections 2 to 6). One select per table.
 PHONE_QUERIES: dict[str, str] = {

@@ -53,7 +53,10 @@ def normalize_phone(
     - a national number with a trunk prefix ("0151/26942192", "07813 027062") that is not valid in the
       default region is read in the fallback regions: valid in one, that reading; valid in several
       (national formats overlap: 06... is French and Dutch), not valid, with every reading in
-      `candidates`.
+      `candidates`, together with the readings that are possible but not valid (libphonenumber does not
+      know every range: UK 076 numbers), and so are the readings of a number valid nowhere;
+    - an international number that is possible but not valid keeps its one reading in `candidates`
+      (the identity models link valid numbers and candidates).
     Text that is not a phone number (SIP URIs, client ids, "anonymous") gives e164=None, is_valid=False.
     """
     text = raw.strip()
@@ -65,20 +68,26 @@ def normalize_phone(
         return _result(raw, number)
     digits = re.sub(r"\D", "", text)
     if not text.startswith("+") and digits.startswith("0") and not digits.startswith("00"):
-        candidates = {
+        readings = {
             phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164): n
             for region in fallback_regions
             if region != default_region
             for n in [_parse(text, region)]
-            if n is not None and phonenumbers.is_valid_number(n)
+            if n is not None
         }
-        if len(candidates) == 1:
-            return _result(raw, next(iter(candidates.values())))
-        if candidates:
-            readings = tuple(sorted(candidates))
+        valid = [n for n in readings.values() if phonenumbers.is_valid_number(n)]
+        if len(valid) == 1:
+            return _result(raw, valid[0])
+        # valid in several regions, or in none (a range libphonenumber does not know, such as UK 076
+        # numbers): every possible reading, valid or not
+        if readings:
+            found = tuple(sorted(readings))
             if number is None:
-                return NormalizedPhone(raw, None, False, None, readings)
-            return _result(raw, number)._replace(candidates=readings)
+                return NormalizedPhone(raw, None, False, None, found)
+            return _result(raw, number)._replace(candidates=found)
     if number is None:
         return NormalizedPhone(raw, None, False, None)
+    if text.startswith("+") and not phonenumbers.is_valid_number(number):
+        # written with its country code: one reading only, even when libphonenumber does not know the range
+        return _result(raw, number)._replace(candidates=(_result(raw, number).e164,))
     return _result(raw, number)

@@ -52,6 +52,9 @@ test-integration: setup ## integration tests (real PostgreSQL, SFTP and HTTP on 
 test-e2e: setup ## end-to-end: every DAG through Airflow against the sandbox
 	$(VENV)/bin/pytest -m e2e tests
 
+drills: setup ## every failure drill, the heavy ones too (tens of minutes; `make test` runs the essential ones)
+	$(VENV)/bin/pytest -p no:cacheprovider -m drill --durations=0 tests
+
 bench: setup ## benchmarks (minutes; writes BENCHMARKS.md)
 	$(VENV)/bin/python -m bench
 

@@ -9,6 +9,12 @@ import psycopg
 WAREHOUSE_CONN_ID = "warehouse"
 
 
+class WarehouseUnavailable(ConnectionError):
+    """The warehouse could not be reached, or the connection was lost in the middle of a load (a restart,
+    a failover, the network). PostgreSQL rolled back the transaction in progress; what was committed before
+    it is kept. Re-running the task once the server answers again is safe."""
+
+
 def url_from_connection(conn_id: str = WAREHOUSE_CONN_ID) -> str:
     """The libpq URL of an Airflow connection (env `AIRFLOW_CONN_*` or the metadata database)."""
     from airflow.sdk import BaseHook  # imported late: tests and the CLI use this without Airflow config

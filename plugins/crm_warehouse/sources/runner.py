@@ -25,6 +25,7 @@ from crm_warehouse.load import (
     write_batch,
 )
 from crm_warehouse.sources.base import ConnInfo, Source, StreamContext, connection_info, iso
+from crm_warehouse.warehouse import WarehouseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,14 @@ def run_source_stream(
     from crm_warehouse.warehouse import connect
 
     window_key = [iso(window_start), iso(window_end)]
-    with connect(warehouse_conn_id, url=warehouse_url, autocommit=True) as conn:
+    try:
+        conn = connect(warehouse_conn_id, url=warehouse_url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise WarehouseUnavailable(
+            f"{source.name}.{stream}: cannot connect to the warehouse ({_first_line(exc)}). Nothing was loaded. "
+            f"Check that PostgreSQL is running and reachable (connection {warehouse_conn_id!r}), then re-run the "
+            "task.") from exc
+    with conn:
         ensure_ops_tables(conn)
         for table in spec.keys:
             ensure_raw_table(conn, source.name, table)
@@ -85,9 +93,10 @@ def run_source_stream(
         buffered = 0
         last_position: dict | None = resume
         cursor_before: dict = state
+        committed = 0  # batches committed by this run
 
         def flush(done: bool) -> None:
-            nonlocal buffered, cursor_before
+            nonlocal buffered, cursor_before, committed
             if done:
                 previous = cursor.get("last_window")
                 latest = previous if previous and previous[1] > window_key[1] else window_key
@@ -113,6 +122,7 @@ def run_source_stream(
                         stats["tables"][table]["received"] += result.received
                         stats["tables"][table]["loaded"] += result.loaded
                 save_state(conn, source.name, stream, after, batch_id)
+            committed += 1
             for records in buffer.values():
                 records.clear()
             buffered = 0
@@ -140,6 +150,20 @@ def run_source_stream(
             stats.update(requests=client.requests_made, retries=client.retries)
             log.warning("%s.%s deferred: %s (resume at %s)", source.name, stream, exc, exc.resume_at.isoformat())
             raise
+        except psycopg.OperationalError as exc:
+            if not conn.broken:
+                _record_failure(conn, source.name, stream, (window_start, window_end), cursor_before, exc)
+                raise
+            # the server went away (restart, failover, network): its open transaction is rolled back
+            lost = WarehouseUnavailable(
+                f"{source.name}.{stream}: the connection to the warehouse was lost during the load "
+                f"({_first_line(exc)}). PostgreSQL rolled back the batch being written; the "
+                f"{committed} batch(es) committed before it in this run are kept with the "
+                "position to resume from. Re-run the task once PostgreSQL answers again: it resumes there and "
+                "loads nothing twice.")
+            _record_failure_on_new_connection(warehouse_conn_id, warehouse_url, source.name, stream,
+                                               (window_start, window_end), cursor_before, lost)
+            raise lost from exc
         except Exception as exc:
             _record_failure(conn, source.name, stream, (window_start, window_end), cursor_before, exc)
             raise
@@ -148,6 +172,24 @@ def run_source_stream(
              "%s retries)", source.name, stream, *window_key, stats["received"], stats["loaded"],
              stats["duplicate"], stats["quarantined"], stats["pages"], stats["requests"], stats["retries"])
     return stats
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _record_failure_on_new_connection(conn_id: str, url: str | None, source: str, stream: str, window: tuple,
+                                      cursor: Any, exc: BaseException) -> None:
+    """The failed try in the ledger, when the warehouse already answers again (else only in the task log)."""
+    from crm_warehouse.warehouse import connect
+
+    try:
+        with connect(conn_id, url=url, autocommit=True, connect_timeout=5) as conn:
+            record_failed_batch(conn, source, stream, window=window, cursor_before=cursor, error=str(exc))
+    except psycopg.Error as again:
+        log.warning("%s.%s: the failed try is not in ops.batches (the warehouse does not answer yet: %s)", source,
+                    stream, _first_line(again))
 
 
 def _record_failure(conn: psycopg.Connection, source: str, stream: str, window: tuple, cursor: Any,

@@ -5,9 +5,10 @@ Runs when any raw table changes (Assets published by the extract DAGs) and daily
 
 1. `enrich`: normalise new phone numbers (E.164, `phonenumbers`) and score new social texts (VADER);
 2. `dbt`: staging, identity resolution, complaints and marts, built into schema `marts_build`, one
-   task per model running `dbt build` on it (the model, then its tests), through Cosmos;
-3. `quality_gate`: Great Expectations suites from `expectations/` on raw and `marts_build`; a critical
-   failure stops here and BI keeps reading the previous `marts`;
+   task per model (`dbt run`), through Cosmos;
+3. `quality_gate`: every dbt data test (one `dbt test`) and the Great Expectations suites from
+   `expectations/` on raw and `marts_build`; a critical failure stops here, the task fails naming each
+   failed check with its rows and the Data Docs, and BI keeps reading the previous `marts`;
 4. `publish`: `marts_build` becomes `marts` in one transaction (what `bi_reader` sees);
 5. `insight_report` and `dbt_docs`: the manager's report, dbt docs (Data Docs come from the gate), as
    static sites (`crm docs` serves them).
@@ -70,9 +71,9 @@ def transform_warehouse():
         profile_config=PROFILE,
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if MANIFEST.exists() else LoadMode.AUTOMATIC,
-            test_behavior=TestBehavior.BUILD,  # `dbt build` per model: its tests run in the same task
-            # a relationships test between two models runs once both are built, not after the first
-            should_detach_multiple_parents_tests=True,
+            # models only: dbt's data tests run in the quality gate, so a failing test gives the gate's verdict
+            # (every failed check, its rows, the Data Docs) instead of failing a model's task before the gate
+            test_behavior=TestBehavior.NONE,
             invocation_mode=InvocationMode.DBT_RUNNER,
         ),
         execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
@@ -86,14 +87,17 @@ def transform_warehouse():
     @task
     def quality_gate(**context) -> dict:
         from crm_warehouse.orchestration.dag_support import run_end_from_context
+        from crm_warehouse.quality.dbt_tests import run_dbt_tests
         from crm_warehouse.quality.gate import run_gate
         from crm_warehouse.quality.notify import notify_gate_warnings
         from crm_warehouse.settings import docs_dir
         from crm_warehouse.warehouse import url_from_connection
 
+        url = url_from_connection()
         run_end = run_end_from_context(context)
-        result = run_gate(url_from_connection(), build_schema="marts_build", run_id=context["run_id"],
-                          run_end=run_end, docs_dir=docs_dir() / "data_docs")
+        dbt_outcomes = run_dbt_tests(url)
+        result = run_gate(url, build_schema="marts_build", run_id=context["run_id"], run_end=run_end,
+                          docs_dir=docs_dir() / "data_docs", extra_outcomes=dbt_outcomes)
         result.raise_if_failed()  # critical failures: fail without retry; the notifier reports them
         summary = result.summary()
         notify_gate_warnings(summary, context)  # warnings: publish, and tell people

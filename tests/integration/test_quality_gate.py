@@ -151,7 +151,10 @@ insert into ops.batches values
      '2026-09-10 01:00Z', '2026-09-10 01:01Z', null);
 insert into raw.phone_system__calls
 select 'CA' || md5(n::text), encode(sha256(n::text::bytea), 'hex'),
-       jsonb_build_object('sid', 'CA' || md5(n::text), 'duration', (n * 7)::text, 'status', 'completed'),
+       jsonb_build_object('sid', 'CA' || md5(n::text), 'duration', (n * 7)::text, 'status', 'completed',
+                          'direction', 'inbound', 'from', '+15550100' || lpad(n::text, 3, '0'), 'to', '+15550199000',
+                          'start_time', 'Thu, 10 Sep 2026 00:0' || (n % 10) || ':00 +0000',
+                          'end_time', 'Thu, 10 Sep 2026 00:3' || (n % 10) || ':00 +0000'),
        null, case when n <= 10 then 1 else 2 end, timestamptz '2026-09-10 01:00Z', 'https://x/Calls.json', '1'
 from generate_series(1, 15) n;
 """

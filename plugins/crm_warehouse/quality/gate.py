@@ -339,12 +339,16 @@ def run_gate(
     store: bool = True,
     target_schema: str = "marts",
     waive: Iterable[str] = (),
+    extra_outcomes: Iterable[CheckOutcome] = (),
 ) -> GateResult:
     """Validate raw landings, the ledger and the marts in `build_schema` against every suite.
 
     `run_end` (timezone-aware; the DAG run's data_interval_end) bounds event times: nothing may happen
     after it. Data Docs are written to `docs_dir` (open `GateResult.docs_path`). Nothing is published here;
     `target_schema` is only read, to compare the build with what BI sees now.
+
+    `extra_outcomes`: checks run elsewhere on the same build, judged, stored and reported with these (the
+    transform DAG passes dbt's data tests, `crm_warehouse.quality.dbt_tests.run_dbt_tests`).
 
     `waive` (and env `CRM_QUALITY_WAIVE`, comma-separated) names critical checks (`suite.check`) an operator
     accepts for this run, e.g. after a deliberate deletion; they are reported as warnings marked waived.
@@ -378,7 +382,7 @@ def run_gate(
             "select table_name from information_schema.tables where table_schema = %s order by 1",
             (build_schema,))]
 
-    outcomes: list[CheckOutcome] = []
+    outcomes: list[CheckOutcome] = list(extra_outcomes)
     present: list[SuiteSpec] = []
     for spec in suites:
         qualified = f"{spec.schema(build_schema)}.{spec.table}"
@@ -459,7 +463,7 @@ def run_gate(
         for o in outcomes
     ]
     order = {s.name: i for i, s in enumerate(suites)}
-    outcomes.sort(key=lambda o: (order.get(o.suite, 0), o.check))
+    outcomes.sort(key=lambda o: (order.get(o.suite, len(order)), o.suite, o.check))
     result = GateResult(run_id, run_end, build_schema, outcomes, docs_dir / "index.html",
                         time.monotonic() - started)
     if store:

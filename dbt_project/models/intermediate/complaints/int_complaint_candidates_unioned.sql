@@ -2,10 +2,20 @@
     - calls wrapped up with code complaint (phone system and outsourced call center);
     - complaint forms on the website, completed or partial (a started complaint is a complaint);
     - survey responses reporting a problem (QID3 = 1) or a low CSAT (<= var low_csat_max), unless the
-      survey followed a call or form that is already a complaint: then it is that complaint's
-      feedback (what would satisfy the customer, what would rectify it, how to avoid it), not a new one;
-    - customers' social mentions and comments with VADER compound <= var social_negative_threshold
-      (-0.05, VADER's own cut-off for negative text).
+      survey is feedback on a call or form complaint: it followed that call or form (its
+      ExternalReference names it), or, when it names nothing (anonymous distribution), the same customer
+      opened a complaint of the same category in the var survey_feedback_window_hours before. Feedback
+      is not a new complaint: it tells what would satisfy the customer, what would rectify it, how to
+      avoid it. An anonymous survey (distribution channel anonymous: no recipient, no reference) that
+      matches no complaint of its customer is a complaint once the company opens a case on it (a
+      follow-up wrap-up names it): nothing in it tells a new problem from feedback on a complaint
+      already counted (the complaint call it may follow is not named), so until then it is feedback
+      only (fct_survey_feedback);
+    - customers' social mentions and comments whose most negative sentence has a VADER compound
+      <= var social_negative_threshold (-0.05, VADER's own cut-off for negative text; VADER is scored
+      per sentence, see crm_warehouse.enrich.sentiment);
+    - any other customer record that a follow-up wrap-up names as its case (case_ref): the company's
+      case system says it is a complaint even when the text did not read as one.
     detected_at is when the evidence reached the warehouse (drives the incremental facts). -#}
 with
 
@@ -42,6 +52,21 @@ web_forms as (
 customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+
+),
+
+-- records the company's case system follows up (a follow-up wrap-up's case_ref names them)
+case_records as (
+
+    select distinct case_record_id as record_id
+    from dispositions
+    where is_case_follow_up and case_record_id is not null
+
+),
+
+sentiment as (
+
+    select * from {{ ref('stg_enrich__social_sentiment') }}
 
 ),
 
@@ -113,6 +138,46 @@ direct_complaints as (
 
 ),
 
+-- surveys that name no call or form: feedback on the same customer's recent complaint of that category
+feedback_by_customer as (
+
+    select distinct on (survey_responses.record_id)
+        survey_responses.record_id as survey_record_id,
+        direct_complaints.complaint_id
+
+    from survey_responses
+    inner join customer_ids as survey_customer
+        on survey_customer.record_id = survey_responses.record_id
+    inner join customer_ids as complaint_customer
+        on complaint_customer.customer_id = survey_customer.customer_id
+    inner join direct_complaints
+        on direct_complaints.complaint_id = complaint_customer.record_id
+        and direct_complaints.problem_category = coalesce(survey_responses.problem_category, 'other')
+        and direct_complaints.opened_at < coalesce(survey_responses.recorded_at, survey_responses.ended_at)
+        and direct_complaints.opened_at >= coalesce(survey_responses.recorded_at, survey_responses.ended_at)
+            - interval '{{ var("survey_feedback_window_hours") }} hours'
+    where coalesce(survey_responses.external_reference, '') = ''
+    order by survey_responses.record_id, direct_complaints.opened_at desc
+
+),
+
+-- the first such survey of each complaint, for its feedback columns
+feedback_of_complaint as (
+
+    select distinct on (feedback_by_customer.complaint_id)
+        feedback_by_customer.complaint_id,
+        survey_responses.csat_score,
+        survey_responses.required_to_satisfy,
+        survey_responses.necessary_to_rectify,
+        survey_responses.how_to_avoid
+
+    from feedback_by_customer
+    inner join survey_responses
+        on survey_responses.record_id = feedback_by_customer.survey_record_id
+    order by feedback_by_customer.complaint_id, survey_responses.recorded_at
+
+),
+
 survey_complaints as (
 
     select
@@ -131,38 +196,87 @@ survey_complaints as (
         on followed_by_survey.survey_record_id = survey_responses.record_id
     left join direct_complaints
         on direct_complaints.complaint_id = followed_by_survey.followed_record_id
+    left join feedback_by_customer
+        on feedback_by_customer.survey_record_id = survey_responses.record_id
+    left join case_records
+        on case_records.record_id = survey_responses.record_id
     where (survey_responses.has_reported_problem or survey_responses.csat_score <= {{ var('low_csat_max') }})
       and direct_complaints.complaint_id is null
+      and feedback_by_customer.survey_record_id is null
+      and (
+          survey_responses.distribution_channel is distinct from 'anonymous'
+          or case_records.record_id is not null
+      )
 
 ),
 
 social_complaints as (
 
     select
-        record_id,
-        channel,
+        interactions.record_id,
+        interactions.channel,
         'negative_social',
-        occurred_at,
+        interactions.occurred_at,
         'other',
-        body_text,
-        extracted_at,
-        sentiment_score,
-        coalesce(social_reach, 0)
+        interactions.body_text,
+        interactions.extracted_at,
+        sentiment.most_negative_sentence_score,
+        coalesce(interactions.social_reach, 0)
 
     from interactions
-    where channel in ('x', 'facebook', 'linkedin')
-      and is_customer_record
-      and sentiment_score <= {{ var('social_negative_threshold') }}
+    inner join sentiment
+        on sentiment.record_id = interactions.record_id
+    where interactions.channel in ('x', 'facebook', 'linkedin')
+      and interactions.is_customer_record
+      and sentiment.most_negative_sentence_score <= {{ var('social_negative_threshold') }}
 
 ),
 
-unioned as (
+detected as (
 
     select * from direct_complaints
     union all
     select * from survey_complaints
     union all
     select * from social_complaints
+
+),
+
+-- a customer record a follow-up wrap-up names as its case, not found as a complaint otherwise
+followed_up_cases as (
+
+    select distinct on (interactions.record_id)
+        interactions.record_id,
+        interactions.channel,
+        'followed_up_case',
+        interactions.occurred_at,
+        coalesce(dispositions.problem_category, 'other'),
+        interactions.body_text,
+        dispositions.extracted_at,
+        sentiment.most_negative_sentence_score,
+        coalesce(interactions.social_reach, 0)
+
+    from dispositions
+    inner join interactions
+        on interactions.record_id = dispositions.case_record_id
+        and interactions.is_customer_record
+        -- surveys named as a case are survey complaints above, unless they are another complaint's feedback
+        and interactions.channel <> 'survey'
+    left join sentiment
+        on sentiment.record_id = interactions.record_id
+    left join detected
+        on detected.complaint_id = interactions.record_id
+    where dispositions.is_case_follow_up
+      and detected.complaint_id is null
+    order by interactions.record_id, dispositions.wrapped_at, dispositions.disposition_id
+
+),
+
+unioned as (
+
+    select * from detected
+    union all
+    select * from followed_up_cases
 
 ),
 
@@ -183,10 +297,26 @@ final as (
         deduplicated.opened_at,
         deduplicated.problem_category,
         deduplicated.complaint_text,
-        coalesce(own_survey.required_to_satisfy, followed_by_survey.required_to_satisfy) as required_to_satisfy,
-        coalesce(own_survey.necessary_to_rectify, followed_by_survey.necessary_to_rectify) as necessary_to_rectify,
-        coalesce(own_survey.how_to_avoid, followed_by_survey.how_to_avoid) as how_to_avoid,
-        coalesce(own_survey.csat_score, followed_by_survey.csat_score) as csat_score,
+        coalesce(
+            own_survey.required_to_satisfy,
+            followed_by_survey.required_to_satisfy,
+            feedback_of_complaint.required_to_satisfy
+        ) as required_to_satisfy,
+        coalesce(
+            own_survey.necessary_to_rectify,
+            followed_by_survey.necessary_to_rectify,
+            feedback_of_complaint.necessary_to_rectify
+        ) as necessary_to_rectify,
+        coalesce(
+            own_survey.how_to_avoid,
+            followed_by_survey.how_to_avoid,
+            feedback_of_complaint.how_to_avoid
+        ) as how_to_avoid,
+        coalesce(
+            own_survey.csat_score,
+            followed_by_survey.csat_score,
+            feedback_of_complaint.csat_score
+        ) as csat_score,
         deduplicated.sentiment_score,
         deduplicated.social_reach,
         deduplicated.detected_at,
@@ -197,6 +327,8 @@ final as (
         on own_survey.record_id = deduplicated.complaint_id
     left join followed_by_survey
         on followed_by_survey.followed_record_id = deduplicated.complaint_id
+    left join feedback_of_complaint
+        on feedback_of_complaint.complaint_id = deduplicated.complaint_id
     left join customer_ids
         on customer_ids.record_id = deduplicated.complaint_id
 

@@ -1,7 +1,11 @@
 {#- One complaint with its lifecycle: first response, resolution, status, repeat, and whether the
-    customer stayed afterwards (no later cancel_request from the same customer). Status rules:
-    rectified or closed_unrectified when a resolution event exists (the latest one wins), responded
-    when only responses exist, open otherwise. Events dated before the opening are ignored. -#}
+    customer stayed afterwards. Status rules: rectified or closed_unrectified when a resolution event
+    exists (the latest one wins), responded when only responses exist, open otherwise. Events dated
+    before the opening are ignored.
+    Retention: a cancel_request is the outcome of one complaint, the customer's complaint settled last
+    before it (settled: resolved, or opened when it was not resolved by then). A customer who stayed
+    after a rectified complaint and left after a later, unrectified one was retained by the first;
+    a complaint is retained afterwards when no cancellation is the outcome of it. -#}
 with
 
 complaints as (
@@ -52,17 +56,38 @@ repeats as (
 
 ),
 
+cancellation_outcomes as (
+
+    select distinct on (cancellations.disposition_id)
+        cancellations.disposition_id,
+        cancellations.cancelled_at,
+        complaints.complaint_id
+
+    from cancellations
+    inner join complaints
+        on complaints.customer_id = cancellations.customer_id
+        and complaints.opened_at <= cancellations.cancelled_at
+    left join event_summary
+        on event_summary.complaint_id = complaints.complaint_id
+    order by
+        cancellations.disposition_id,
+        case
+            when event_summary.resolved_at <= cancellations.cancelled_at then event_summary.resolved_at
+            else complaints.opened_at
+        end desc,
+        complaints.opened_at desc,
+        complaints.complaint_id desc
+
+),
+
 cancelled_after as (
 
     select
-        complaints.complaint_id,
-        min(cancellations.cancelled_at) as cancelled_at
+        complaint_id,
+        min(cancelled_at) as cancelled_at
 
-    from complaints
-    inner join cancellations
-        on cancellations.customer_id = complaints.customer_id
-        and cancellations.cancelled_at >= complaints.opened_at
-    group by complaints.complaint_id
+    from cancellation_outcomes
+    group by complaint_id
 
 ),
 

@@ -25,3 +25,9 @@ def docs_dir() -> Path:
 
 def expectations_dir() -> Path:
     return Path(os.environ.get("CRM_EXPECTATIONS_DIR") or PROJECT_ROOT / "expectations").resolve()
+
+
+def download_dir() -> str | None:
+    """Where SFTP downloads are staged while they are hashed and read: `CRM_DOWNLOAD_DIR`, else the
+    system's temporary folder (None). It needs room for the largest file of a feed."""
+    return os.environ.get("CRM_DOWNLOAD_DIR") or None

@@ -30,6 +30,9 @@ from psycopg import sql
 from sandbox import world as W
 from sandbox.serve import HTTP_FAULTS, Sandbox
 
+# a failure drill (`make drills`), essential: also in `make test`
+pytestmark = pytest.mark.drill
+
 DAYS = 3
 START = datetime(2026, 9, 1, tzinfo=UTC)
 WINDOW = (START - timedelta(days=7), START + timedelta(days=DAYS))  # the whole world: a backfill

@@ -132,6 +132,7 @@ def test_unknown_host_key_is_refused(sb, fresh_db, monkeypatch):
         run_feed("survey_vendor", warehouse_url=fresh_db)
 
 
+@pytest.mark.drill
 def test_interrupted_download_fails_the_task_without_rejecting(sb, fresh_db):
     sb.set_clock(START + timedelta(days=2))
     sb.inject("sftp", "truncated", 10)
@@ -142,6 +143,7 @@ def test_interrupted_download_fails_the_task_without_rejecting(sb, fresh_db):
     assert run_feed("call_center_dispositions", warehouse_url=fresh_db)["files_loaded"] >= 1
 
 
+@pytest.mark.drill
 def test_corrupted_transfer_is_fetched_again_before_the_sidecar_rejects(sb, fresh_db):
     sb.set_clock(START + timedelta(days=1))  # day 0's CDR file comes with a .sha256 sidecar
     assert any(p.name.endswith(".sha256") for p in incoming(sb, "call_center_cdr").iterdir())
@@ -157,6 +159,7 @@ SFTP_TABLES = {"survey_vendor": ("sftp_survey_vendor__responses", "s_sftp_survey
                "call_center_dispositions": ("sftp_call_center__dispositions", "s_cc_dispositions")}
 
 
+@pytest.mark.drill
 @pytest.mark.parametrize("fault", ["truncated", "corrupt", "drop", "slow", "bad_auth"])
 def test_each_sftp_fault_on_each_feed_reconciles_with_what_was_served(sb, fresh_db, monkeypatch, fault):
     """Every fault the sandbox's SFTP server can inject, on the first file read of each feed. A fault that
@@ -195,6 +198,7 @@ def test_each_sftp_fault_on_each_feed_reconciles_with_what_was_served(sb, fresh_
         assert dict(statuses).keys() <= {"loaded", "duplicate"}
 
 
+@pytest.mark.drill
 def test_transfer_damaged_without_a_sidecar_is_fetched_again_not_rejected_or_loaded_damaged(sb, fresh_db):
     """Day 2's files have no sidecar (a gzip, a plain CSV): bytes flipped in the transfer make the gzip
     unreadable and break rows of the CSV. Before rejecting the file or quarantining its rows, the loader

@@ -10,8 +10,10 @@ moved to `rejected`, and a plain-text `<file>.rejected.txt` report for the vendo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import posixpath
 import stat
 import tempfile
@@ -39,6 +41,7 @@ from crm_warehouse.files.readers import (
 )
 from crm_warehouse.load import Record, ensure_ops_tables, ensure_raw_table, write_batch
 from crm_warehouse.load.loader import lineage_tail
+from crm_warehouse.settings import download_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +93,12 @@ class _HashingWriter:
         self.size = 0
 
     def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:  # an unbuffered file may take part of it
+            view = view[self.fh.write(view):]
         self.sha.update(data)
         self.size += len(data)
-        return self.fh.write(data)
+        return len(data)
 
     def flush(self) -> None:
         self.fh.flush()
@@ -184,7 +190,7 @@ def _process(sftp: Any, conn: psycopg.Connection, cfg: Feed, entry: Any, stats: 
     stats["files_seen"] += 1
     remote = posixpath.join(cfg.incoming, entry.filename)
     mtime = datetime.fromtimestamp(entry.st_mtime, UTC) if entry.st_mtime else None
-    with tempfile.NamedTemporaryFile(prefix="crm_sftp_", suffix=local_suffix(entry.filename)) as tmp:
+    with _staging_file(cfg, remote, entry.filename) as tmp:
         sha256, size = _download(sftp, cfg, remote, entry.st_size, tmp)
         problem = None
         checked = False  # the bytes are known to be the vendor's (its sidecar matched)
@@ -260,6 +266,38 @@ class TransferError(RuntimeError):
     """A download did not complete; nothing of the file was loaded, the task can simply be retried."""
 
 
+class DownloadFolderFull(TransferError):
+    """The local folder downloads are staged in has no room left; nothing of the file was loaded."""
+
+
+def _folder_full(cfg: Feed, remote: str, folder: str, written: int | None, size: int | None,
+                 exc: OSError) -> DownloadFolderFull:
+    progress = f" after {written} of {size} bytes" if written is not None else ""
+    return DownloadFolderFull(
+        f"Feed {cfg.name!r}: the download folder {folder} is full ({exc.strerror}){progress} while downloading "
+        f"{remote}. Nothing of it was loaded and it stays in {cfg.incoming} on the server. Free space in {folder}, "
+        "or set CRM_DOWNLOAD_DIR to a folder with room for the feed's largest file, then re-run the task.")
+
+
+@contextmanager
+def _staging_file(cfg: Feed, remote: str, name: str) -> Iterator[Any]:
+    """A local temporary file in the download folder (CRM_DOWNLOAD_DIR or the system's), removed after."""
+    folder = download_dir() or tempfile.gettempdir()
+    try:
+        # unbuffered: a full disk fails the write itself, not a flush again when the file is closed
+        tmp = tempfile.NamedTemporaryFile(prefix="crm_sftp_", suffix=local_suffix(name), dir=folder, buffering=0)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise _folder_full(cfg, remote, folder, None, None, exc) from exc
+        raise FileNotFoundError(f"Feed {cfg.name!r}: cannot create a file in the download folder {folder} to "
+                                f"download {remote} ({exc}); set CRM_DOWNLOAD_DIR to a writable folder") from exc
+    with tmp:
+        yield tmp
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _download(sftp: Any, cfg: Feed, remote: str, expected_size: int | None, tmp: Any,
               attempts: int = 3) -> tuple[str, int]:
     """Stream a remote file into `tmp` while hashing it (constant memory); checks the size."""
@@ -272,10 +310,16 @@ def _download(sftp: Any, cfg: Feed, remote: str, expected_size: int | None, tmp:
             # paramiko's prefetch holds every chunk it has asked for: bound the requests in flight
             # (64 x 32 KiB), or a 1 GB file would sit in memory before it reaches the disk
             sftp.getfo(remote, sink, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+            tmp.flush()
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:  # the local disk, not the transfer
+                folder = os.path.dirname(tmp.name) if isinstance(tmp.name, str) else tempfile.gettempdir()
+                raise _folder_full(cfg, remote, folder, sink.size, expected_size, exc) from exc
             raise TransferError(f"Feed {cfg.name!r}: downloading {remote} failed ({type(exc).__name__}: {exc}); "
                                 "nothing of it was loaded, retry the task") from exc
-        tmp.flush()
+        except (EOFError, paramiko.SSHException) as exc:
+            raise TransferError(f"Feed {cfg.name!r}: downloading {remote} failed ({type(exc).__name__}: {exc}); "
+                                "nothing of it was loaded, retry the task") from exc
         if expected_size is None or sink.size == expected_size:
             return sink.sha.hexdigest(), sink.size
         log.warning("feed %s: %s arrived with %s of %s bytes; downloading again", cfg.name, remote, sink.size,

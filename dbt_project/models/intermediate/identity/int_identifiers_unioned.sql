@@ -1,12 +1,18 @@
+{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
 {#- Every identifier of every customer record. Strong identifiers (phone in E.164, canonical email,
     X user id and handle, Facebook user id, LinkedIn member URN, the website's customer_ref) can link
-    records; names are weak: they only feed the guard against shared identifiers. Phone numbers that
-    stand for nobody (var identity_ignored_phones: Twilio's anonymous-caller numbers) are left out. -#}
+    records; names are weak: they only feed the guard against shared identifiers. is_exact is false for
+    the possible readings of a phone number libphonenumber could not pin down (a national number several
+    countries could own). Phone numbers that stand for nobody (var identity_ignored_phones: Twilio's
+    anonymous-caller numbers) are left out. -#}
 with
 
 interactions as (
 
-    select * from {{ ref('int_interactions_unioned') }}
+    -- only the columns used: the CTE is read three times and materialised once
+    select record_id, phone_raw, email, social_handle, x_user_id, facebook_user_id, linkedin_member_urn,
+        customer_ref, person_name
+    from {{ ref('int_interactions_unioned') }}
     where is_customer_record
 
 ),
@@ -17,69 +23,77 @@ phone_numbers as (
 
 ),
 
+identifiers_without_phones as (
+
+    -- one pass over the records: each identifier column becomes a row
+    select interactions.record_id, columns.identifier_type, columns.identifier_value, true as is_exact
+    from interactions
+    cross join lateral (
+        values
+            ('email', interactions.email),
+            ('x_handle', interactions.social_handle),
+            ('x_user_id', interactions.x_user_id),
+            ('facebook_user_id', interactions.facebook_user_id),
+            ('linkedin_member_urn', interactions.linkedin_member_urn),
+            ('customer_ref', interactions.customer_ref)
+    ) as columns (identifier_type, identifier_value)
+
+),
+
+phones as (
+
+    -- a valid number: its E.164; a national number several countries could own, or a number in a range
+    -- libphonenumber does not know: every reading (crm_warehouse.identity.phones.normalize_phone), not exact
+    select interactions.record_id, 'phone' as identifier_type, reading.e164 as identifier_value,
+        phone_numbers.is_valid_phone as is_exact
+    from interactions
+    inner join phone_numbers
+        on phone_numbers.raw_phone = interactions.phone_raw
+    cross join lateral unnest(
+        case when phone_numbers.is_valid_phone then array[phone_numbers.phone_e164]
+        else phone_numbers.phone_candidates end
+    ) as reading (e164)
+    where reading.e164 not in ('{{ var("identity_ignored_phones") | join("', '") }}')
+
+),
+
+name_keys as (
+
+    -- names repeat: the key is computed once per distinct spelling
+    select person_name, intermediate.crm_name_key(person_name) as name_key
+    from (select distinct person_name from interactions where person_name is not null) as spellings
+
+),
+
+names as (
+
+    select interactions.record_id, 'name' as identifier_type, name_keys.name_key as identifier_value,
+        true as is_exact
+    from interactions
+    inner join name_keys
+        on name_keys.person_name = interactions.person_name
+
+),
+
 identifiers as (
 
-    select interactions.record_id, 'phone' as identifier_type, phone_numbers.phone_e164 as identifier_value
-    from interactions
-    inner join phone_numbers
-        on phone_numbers.raw_phone = interactions.phone_raw
-    where phone_numbers.is_valid_phone
-      and phone_numbers.phone_e164 not in ('{{ var("identity_ignored_phones") | join("', '") }}')
-
+    select * from identifiers_without_phones
     union all
-
-    -- a national number that several countries could own: every reading (see enrich.normalize_phones)
-    select interactions.record_id, 'phone', candidate.e164
-    from interactions
-    inner join phone_numbers
-        on phone_numbers.raw_phone = interactions.phone_raw
-    cross join lateral unnest(phone_numbers.phone_candidates) as candidate(e164)
-    where not phone_numbers.is_valid_phone
-
+    select * from phones
     union all
-
-    select record_id, 'email', email
-    from interactions
-
-    union all
-
-    select record_id, 'x_handle', social_handle
-    from interactions
-
-    union all
-
-    select record_id, 'x_user_id', x_user_id
-    from interactions
-
-    union all
-
-    select record_id, 'facebook_user_id', facebook_user_id
-    from interactions
-
-    union all
-
-    select record_id, 'linkedin_member_urn', linkedin_member_urn
-    from interactions
-
-    union all
-
-    select record_id, 'customer_ref', customer_ref
-    from interactions
-
-    union all
-
-    select record_id, 'name', intermediate.crm_name_key(person_name)
-    from interactions
+    select * from names
 
 ),
 
 final as (
 
-    select distinct
+    -- no duplicates to remove: one row per column, and the readings of a number are distinct
+    select
         record_id,
         identifier_type,
         identifier_value,
-        identifier_type <> 'name' as is_strong
+        identifier_type <> 'name' as is_strong,
+        is_exact
 
     from identifiers
     where identifier_value is not null

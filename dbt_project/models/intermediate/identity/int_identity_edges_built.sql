@@ -1,3 +1,4 @@
+{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
 {#- The identity graph over customer records, as undirected edges (node_a, node_b):
     - one edge per record and kept strong identifier, to the identifier's anchor (its smallest record),
       so an identifier on n records makes n - 1 edges (a star), not n^2;

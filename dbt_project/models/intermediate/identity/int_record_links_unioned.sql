@@ -1,3 +1,4 @@
+{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
 {#- Direct links between two customer records that are known to be the same person: a follow-up or
     complaint call whose disposition names the case record it is about (case_ref), and a survey that
     followed an interaction (externalDataReference = a call sid or form token). -#}

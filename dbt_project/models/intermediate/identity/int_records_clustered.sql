@@ -1,3 +1,4 @@
+{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
 {#- Connected components of the identity graph, computed in the database by
     intermediate.crm_connected_components (macro create_udfs: union-find with path halving over an
     in-memory array; 1M records in about 9 s). The cluster key is the smallest record id of the

@@ -15,7 +15,9 @@ customer_ids as (
 
 identifiers as (
 
+    -- not the guessed readings of a phone number libphonenumber could not pin down
     select * from {{ ref('int_identifiers_unioned') }}
+    where is_exact
 
 ),
 

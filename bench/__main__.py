@@ -113,9 +113,25 @@ def run_warehouse(args) -> int:
     return 0
 
 
+def run_pipeline(args) -> int:
+    from bench import pipeline
+
+    worlds = tuple(args.pipeline_worlds.split(","))
+    result = pipeline.run(quick=args.quick, pg_url=args.pg_url, worlds=worlds)
+    body = pipeline.section(result, machine_facts(result["admin"]), () if args.quick else worlds)
+    print(body)
+    if args.quick:
+        print("(--quick: BENCHMARKS.md left as it was)", file=sys.stderr)
+    else:
+        replace_section(BENCHMARKS_MD, "Pipeline end to end on Celery", body)
+    return 0
+
+
 BENCHMARKS = {
     "extract": run_extract,
     "warehouse": run_warehouse,
+    "pipeline": run_pipeline,
+    "identity": lambda args: __import__("bench.identity").identity.bench_main(args, BENCHMARKS_MD),
 }
 
 
@@ -128,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         "$CRM_WAREHOUSE_URL, else the embedded server)")
     parser.add_argument("--datasets", default=",".join(extract_load.DATASETS), help="calls,survey")
     parser.add_argument("--contenders", default=",".join(extract_load.CONTENDERS), help="ours,dlt,copy")
+    parser.add_argument("--pipeline-worlds", default="default",
+                        help="worlds of the pipeline benchmark: default,10m (10m: hours)")
     args = parser.parse_args(argv)
 
     rc = 0

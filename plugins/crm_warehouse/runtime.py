@@ -218,6 +218,75 @@ class LocalCluster:
                         {"CRM_WORKER_NAME": name})
         return self
 
+    def airflow(self, *args: str, timeout: float = 300) -> str:
+        """Run an `airflow` CLI command against this cluster; its stdout (raises with its output on failure)."""
+        proc = subprocess.run([airflow_bin(), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed (exit {proc.returncode}):\n"
+                               f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        return proc.stdout
+
+    def _metadata(self):
+        import psycopg
+
+        return psycopg.connect(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+            "postgresql+psycopg2://", "postgresql://", 1))
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 240) -> None:
+        """Until the dag-processor has serialized every one of `dag_ids`."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._metadata() as conn:
+                known = {r[0] for r in conn.execute("select dag_id from serialized_dag").fetchall()}
+            if set(dag_ids) <= known:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"DAGs not parsed after {timeout:.0f} s: {sorted(set(dag_ids) - known)} "
+                                   f"missing; see {self.log_dir}/dag-processor.log")
+            self.check_alive()
+            time.sleep(3)
+
+    def trigger(self, dag_ids: list[str], *, run_prefix: str, conf: dict, logical_date: datetime) -> dict[str, str]:
+        """Unpause and trigger each DAG (run id `<run_prefix>__<dag_id>`); {dag_id: run_id}."""
+        runs = {}
+        for dag_id in dag_ids:
+            run_id = f"{run_prefix}__{dag_id}"
+            self.airflow("dags", "unpause", dag_id)
+            self.airflow("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf),
+                         "--logical-date", logical_date.isoformat())
+            runs[dag_id] = run_id
+        return runs
+
+    def wait_runs(self, runs: dict[str, str], timeout: float) -> dict[str, str]:
+        """Until every run of {dag_id: run_id} is success or failed; {dag_id: state}."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with self._metadata() as conn:
+                rows = conn.execute("select dag_id, state from dag_run where run_id = any(%s)",
+                                    (list(runs.values()),)).fetchall()
+            states = dict(rows)
+            if len(states) == len(runs) and all(s in ("success", "failed") for s in states.values()):
+                return states
+            time.sleep(3)
+        raise RuntimeError(f"runs did not finish in {timeout:.0f} s: {states}; logs in {self.log_dir}")
+
+    def tasks_per_worker(self, run_prefix: str) -> tuple[dict[str, int], dict[str, int]]:
+        """({state: task count}, {worker hostname: successful task count}) of the runs named `<run_prefix>__*`."""
+        like = f"{run_prefix}__%"
+        with self._metadata() as conn:
+            by_state = dict(conn.execute(
+                "select state, count(*) from task_instance where run_id like %s group by 1", (like,)).fetchall())
+            hosts = dict(conn.execute(
+                "select hostname, count(*) from task_instance where run_id like %s and state = 'success' "
+                "group by 1", (like,)).fetchall())
+        return by_state, hosts
+
     def check_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
         if dead:

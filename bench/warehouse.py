@@ -122,7 +122,7 @@ def run(*, quick: bool = False, pg_url: str | None = None) -> dict:
     last_day = end - DAY
     work = BENCH_DIR / ("warehouse-quick" if quick else "warehouse")
     work.mkdir(parents=True, exist_ok=True)
-    url = fresh_database(admin, DATABASE)
+    url = fresh_database(admin, DATABASE + ("_quick" if quick else ""))
 
     log("landing all but the last day into raw")
     landed_before, land_before_s = _land(url, world, available_before=last_day)

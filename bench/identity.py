@@ -147,15 +147,23 @@ def load_world(conn, world_db: Path) -> dict[str, int]:
 
 
 # --- measuring -------------------------------------------------------------------------------------
-class BackendMemory:
-    """Peak private memory (sum of Pss_Anon) of the PostgreSQL processes serving one database, sampled every
-    0.1 s from /proc (the server's shared buffers are not counted). 0 when /proc cannot be read."""
+class BackendUsage:
+    """The PostgreSQL processes serving one database, sampled every 0.1 s from /proc: the peak of their summed
+    private memory (Pss_Anon; the server's shared buffers are not counted) and the CPU seconds they used
+    (utime + stime, last sample per process): the work, whatever else the machine was doing. Zeros when /proc
+    cannot be read."""
 
     def __init__(self, dbname: str) -> None:
         self.dbname = dbname
         self.peak_mb = 0.0
+        self._cpu: dict[str, float] = {}
+        self._tick = os.sysconf("SC_CLK_TCK")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
 
     def _sample(self) -> float:
         total = 0
@@ -167,11 +175,14 @@ class BackendMemory:
                     cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
                 if not cmd.startswith("postgres: ") or f" {self.dbname} " not in cmd + " ":
                     continue
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                self._cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick
                 with open(f"/proc/{pid}/smaps_rollup") as fh:
                     for line in fh:
                         if line.startswith("Pss_Anon:"):
                             total += int(line.split()[1])
-            except OSError:
+            except (OSError, IndexError, ValueError):
                 continue
         return total / 1024
 
@@ -179,13 +190,18 @@ class BackendMemory:
         while not self._stop.wait(0.1):
             self.peak_mb = max(self.peak_mb, self._sample())
 
-    def __enter__(self) -> BackendMemory:
+    def __enter__(self) -> BackendUsage:
+        self._cpu_before = {}
+        self._sample()  # backends that were already there: count only what they use from now on
+        self._cpu_before = dict(self._cpu)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        for pid, before in self._cpu_before.items():
+            self._cpu[pid] = self._cpu.get(pid, before) - before
 
 
 def dbt_env(url: str) -> dict[str, str]:
@@ -281,10 +297,11 @@ def run(*, quick: bool = False, pg_url: str | None = None) -> dict:
                             "--exclude", IDENTITY_MODELS, "--exclude-resource-type", "test", "unit_test")
     out["prepare"] = {"wall": prep.wall, "models": prep_models}
     log(f"prepared in {prep.wall:.1f} s; resolving (dbt run of the identity models)")
-    with BackendMemory(dbname) as memory:
+    with BackendUsage(dbname) as usage:
         ours, ours_models = dbt(url, work, "dbt-identity", "run", "--select", IDENTITY_MODELS)
     out["ours"] = {"wall": ours.wall, "models": ours_models, "models_seconds": sum(ours_models.values()),
-                   "dbt_peak_rss_mb": ours.peak_rss_mb, "pg_peak_mb": memory.peak_mb, "load": ours.load}
+                   "dbt_peak_rss_mb": ours.peak_rss_mb, "dbt_cpu": ours.cpu, "pg_peak_mb": usage.peak_mb,
+                   "pg_cpu": usage.cpu_seconds, "load": ours.load}
     log(f"ours: {ours.wall:.1f} s wall, models {out['ours']['models_seconds']:.1f} s")
     with psycopg.connect(url) as conn:
         conn.execute("create view public.ours_clusters as select record_id, customer_id as cluster_id"
@@ -324,7 +341,8 @@ def table(out: dict) -> str:
         "| | records | clusters | precision | recall | seconds | CPU seconds | peak memory |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| ours (dbt + PostgreSQL) | {o['records']:,} | {o['clusters']:,} | {o['precision']:.4f} |"
-        f" {o['recall']:.4f} | {o['wall']:.1f} (models {o['models_seconds']:.1f}) | n/a (in PostgreSQL) |"
+        f" {o['recall']:.4f} | {o['wall']:.1f} (models {o['models_seconds']:.1f}) |"
+        f" PostgreSQL {o.get('pg_cpu', 0):.1f}, dbt {o.get('dbt_cpu', 0):.1f} |"
         f" PostgreSQL backends {_mb(o['pg_peak_mb'])}, dbt {_mb(o['dbt_peak_rss_mb'])} |",
     ]
     if s.get("ok"):
@@ -369,8 +387,10 @@ What is timed:
   Not in it, and measured apart: loading the raw rows ({out['load_seconds']:.0f} s), enrichment (phone numbers to
   E.164 with `phonenumbers`, sentiment: {out['enrich_seconds']:.0f} s) and building staging and the unioned
   interactions ({out['prepare']['wall']:.0f} s), which the marts need whatever resolves identities.
-  Memory: the peak of the sum of the private memory (Pss_Anon) of the PostgreSQL backends serving the
-  database, sampled every 0.1 s, and the dbt process's own peak RSS.
+  CPU and memory: the CPU seconds of the PostgreSQL backends serving the database (what the resolution costs
+  whatever else the machine does: on a quiet machine the wall time is about that divided by the cores dbt's
+  two threads can use, plus dbt's start-up) and of the dbt process; the peak of the summed private memory
+  (Pss_Anon) of those backends, sampled every 0.1 s, and the dbt process's own peak RSS.
 - **Splink**: its process, start to end: reading the CSV of the same {out.get('splink_records', 0):,} records into
   DuckDB, estimating the model (probability two random records match from deterministic rules, u by random
   sampling, m by EM), predicting pairs above match probability {rep.get('predict_threshold', '')} and clustering

@@ -11,6 +11,9 @@ import psycopg
 import pytest
 from crm_warehouse import runtime
 
+# a failure drill (`make drills`), essential: also in `make test`
+pytestmark = pytest.mark.drill
+
 WORLD = {"seed": 11, "customers": 300, "days": 10, "start": "2026-09-01"}
 START = datetime(2026, 9, 1, tzinfo=UTC)
 END = START + timedelta(days=WORLD["days"])
@@ -169,3 +172,44 @@ def test_docs_are_built(pipeline):
     assert "fct_complaints" in (docs / "dbt" / "index.html").read_text()
     report = (docs / "report" / "index.html").read_text()
     assert "Complaints" in report and "plotly" in report.lower()
+
+
+def _secrets_of(connections: dict[str, dict]) -> dict[str, str]:
+    """Every credential the sandbox hands out, by kind, from its connection config; with the forms it
+    travels in (Basic auth header, URL-encoded query parameter)."""
+    import base64
+    from urllib.parse import quote
+
+    found: dict[str, str] = {}
+    for conn_id, conn in connections.items():
+        kind = "SFTP password" if conn.get("conn_type") == "sftp" else \
+            "API password (auth token)" if conn.get("login") else "API token"
+        values = {"password": conn.get("password")}
+        values.update({k: v for k, v in (conn.get("extra") or {}).items()
+                       if any(w in k.lower() for w in ("token", "secret", "password", "api_key"))})
+        for field, secret in values.items():
+            if not isinstance(secret, str) or len(secret) < 8:
+                continue
+            name = f"{conn_id} {kind if field == 'password' else field}"
+            found[name] = secret
+            if quote(secret, safe="") != secret:
+                found[f"{name}, URL-encoded"] = quote(secret, safe="")
+            if conn.get("login"):
+                basic = base64.b64encode(f"{conn['login']}:{secret}".encode()).decode()
+                found[f"{name}, in a Basic auth header"] = basic
+    return found
+
+
+def test_no_credential_of_the_sandbox_appears_in_any_log(pipeline):
+    """Runs last: scans the logs of both full runs (each DAG's `airflow dags test` output with every task's
+    log, and whatever Airflow wrote under its home) for every credential the sandbox uses."""
+    secrets = _secrets_of(pipeline["sandbox"].connections)
+    assert any("SFTP password" in k for k in secrets) and len(secrets) >= 7, sorted(secrets)
+    home = pipeline["home"]
+    logs = [p for p in home.rglob("*") if p.is_file() and (p.suffix == ".log" or "logs" in p.relative_to(home).parts)]
+    text_of = {p: p.read_text(errors="replace") for p in logs}
+    # the scan covers the tasks' own log lines, not only Airflow's
+    assert any("phone_system.calls [" in t for t in text_of.values()), f"no task log among {len(logs)} files"
+    assert any("feed call_center_cdr" in t for t in text_of.values()), "the SFTP task's log is not scanned"
+    leaks = [f"{p} holds the {kind}" for p, t in text_of.items() for kind, secret in secrets.items() if secret in t]
+    assert leaks == [], "credentials in the logs:\n" + "\n".join(leaks)

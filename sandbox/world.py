@@ -930,7 +930,43 @@ def _make_people(rng: random.Random, n: int, start: int) -> list[Person]:
                 li_connections=rng.randint(30, 3000), gives_handle=rng.random() < 0.45,
                 grumpiness=rng.betavariate(1.3, 5.0), joined_at=start - rng.randint(30, 3000) * DAY,
             ))
+    _unique_mailboxes_and_usernames(people)
     return people
+
+
+def _mailbox(email: str) -> str:
+    """The mailbox an address reaches: gmail ignores dots, and googlemail.com is gmail.com."""
+    local, domain = email.split("@")
+    if domain in ("gmail.com", "googlemail.com"):
+        return local.replace(".", "") + "@gmail.com"
+    return email
+
+
+def _unique_mailboxes_and_usernames(people: list[Person]) -> None:
+    """A mailbox or an X username belongs to one person. The draws above can give two people one gmail mailbox
+    ("amanda.brown@gmail.com" and "amandabrown@gmail.com") or one username; the later person gets a numbered
+    one, without a random draw (the rest of the world does not move)."""
+    mailboxes: set[str] = set()
+    usernames: set[str] = set()
+    for p in people:
+        for attr in ("email", "email2"):
+            email = getattr(p, attr)
+            if email is None:
+                continue
+            local, domain = email.split("@")
+            n = 1
+            while _mailbox(email) in mailboxes:
+                n += 1
+                email = f"{local}{n}@{domain}"
+            mailboxes.add(_mailbox(email))
+            setattr(p, attr, email)
+        if p.x_username:
+            name, n = p.x_username, 1
+            while name in usernames:
+                n += 1
+                name = f"{p.x_username[:15 - len(str(n))]}{n}"
+            usernames.add(name)
+            p.x_username = name
 
 
 @dataclass

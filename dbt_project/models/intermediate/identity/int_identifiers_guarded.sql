@@ -33,11 +33,18 @@ strong as (
 
 ),
 
-profiles as (
+record_profiles as (
 
-    select * from identifiers
-    where identifier_type in ('name', 'email', 'customer_ref')
-       or (identifier_type = 'phone' and is_exact)
+    -- one row per record: it carries at most one name key, email, exact phone and customer_ref
+    select
+        record_id,
+        max(identifier_value) filter (where identifier_type = 'name') as name_key,
+        max(identifier_value) filter (where identifier_type = 'email') as email,
+        max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
+        max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
+    from identifiers
+    where identifier_type in ('name', 'email', 'phone', 'customer_ref')
+    group by record_id
 
 ),
 
@@ -52,90 +59,63 @@ neighbours as (
 reached as (
 
     -- the records an identifier speaks for: its own and their direct links
-    select identifier_type, identifier_value, record_id as reached_record_id
+    select identifier_type, identifier_value, record_id as reached_record_id, true as is_own
     from strong
 
-    union
+    union all
 
-    select strong.identifier_type, strong.identifier_value, neighbours.neighbour_record_id
+    select strong.identifier_type, strong.identifier_value, neighbours.neighbour_record_id, false
     from strong
     inner join neighbours
         on neighbours.record_id = strong.record_id
 
 ),
 
-reached_profiles as (
-
-    select distinct
-        reached.identifier_type,
-        reached.identifier_value,
-        profiles.identifier_type as profile_type,
-        profiles.identifier_value as profile_value
-
-    from reached
-    inner join profiles
-        on profiles.record_id = reached.reached_record_id
-    where profiles.identifier_type <> reached.identifier_type
-
-),
-
-names as (
-
-    select * from reached_profiles
-    where profile_type = 'name'
-
-),
-
-people_by_name as (
-
-    -- name keys that no other key of the same identifier contains
-    select names.identifier_type, names.identifier_value, count(*) as names_count
-    from names
-    where not exists (
-        select 1
-        from names as longer
-        where longer.identifier_type = names.identifier_type
-          and longer.identifier_value = names.identifier_value
-          and longer.profile_value <> names.profile_value
-          and string_to_array(names.profile_value, ' ') <@ string_to_array(longer.profile_value, ' ')
-    )
-    group by 1, 2
-
-),
-
-contacts as (
+profiled as (
 
     select
-        identifier_type,
-        identifier_value,
-        count(*) filter (where profile_type = 'email') as emails_count,
-        count(*) filter (where profile_type = 'phone') as phones_count,
-        count(*) filter (where profile_type = 'customer_ref') as customer_refs_count
-    from reached_profiles
-    where profile_type <> 'name'
-    group by 1, 2
+        reached.identifier_type,
+        count(*) filter (where reached.is_own) as records_count,
+        reached.identifier_value,
+        array_agg(distinct record_profiles.name_key) filter (where record_profiles.name_key is not null)
+            as name_keys,
+        count(distinct record_profiles.email) filter (where reached.identifier_type <> 'email') as emails_count,
+        count(distinct record_profiles.phone) filter (where reached.identifier_type <> 'phone') as phones_count,
+        count(distinct record_profiles.customer_ref) filter (where reached.identifier_type <> 'customer_ref')
+            as customer_refs_count
+
+    from reached
+    left join record_profiles
+        on record_profiles.record_id = reached.reached_record_id
+    group by reached.identifier_type, reached.identifier_value
 
 ),
 
 counted as (
 
     select
-        strong.identifier_type,
-        strong.identifier_value,
-        count(*) as records_count,
-        coalesce(max(people_by_name.names_count), 0) as names_count,
-        coalesce(max(contacts.emails_count), 0) as emails_count,
-        coalesce(max(contacts.phones_count), 0) as phones_count,
-        coalesce(max(contacts.customer_refs_count), 0) as customer_refs_count
+        identifier_type,
+        identifier_value,
+        records_count,
+        -- people by name: name keys that no other key of the identifier contains
+        case
+            when coalesce(cardinality(name_keys), 0) < 2 then coalesce(cardinality(name_keys), 0)
+            else (
+                select count(*)
+                from unnest(name_keys) as shorter (name_key)
+                where not exists (
+                    select 1
+                    from unnest(name_keys) as longer (name_key)
+                    where longer.name_key <> shorter.name_key
+                      and string_to_array(shorter.name_key, ' ') <@ string_to_array(longer.name_key, ' ')
+                )
+            )
+        end as names_count,
+        emails_count,
+        phones_count,
+        customer_refs_count
 
-    from strong
-    left join people_by_name
-        on people_by_name.identifier_type = strong.identifier_type
-        and people_by_name.identifier_value = strong.identifier_value
-    left join contacts
-        on contacts.identifier_type = strong.identifier_type
-        and contacts.identifier_value = strong.identifier_value
-    group by 1, 2
+    from profiled
 
 ),
 

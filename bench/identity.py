@@ -352,7 +352,7 @@ def table(out: dict) -> str:
     o, s = out["ours"], out["splink"]
     rep = s.get("report", {})
     rows = [
-        "| | records | clusters | precision | recall | seconds | CPU seconds | peak memory |",
+        "| | records scored | clusters | precision | recall | seconds | CPU seconds | peak memory |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| ours (dbt + PostgreSQL) | {o['records']:,} | {o['clusters']:,} | {o['precision']:.4f} |"
         f" {o['recall']:.4f} | {o['wall']:.1f} (models {o['models_seconds']:.1f}) |"
@@ -385,13 +385,14 @@ Load average (1, 5, 15 min) when the report was written: {facts['load']}; right 
 after Splink: {out['splink'].get('load', '')}. The machine was shared with other work, so figures are noisy.
 
 World: sandbox seed {w['seed']}, {w['customers']:,} customers, {w['days']} days, activity {w['activity']}:
-{raw_rows:,} raw rows, of which **{out['ours']['records']:,} customer records** (calls, survey responses, form
-responses, social comments and mentions) go through identity resolution.
+{raw_rows:,} raw rows, of which **{out.get('splink_records', 0):,} customer records** (calls, survey responses,
+form responses, social comments and mentions) go through identity resolution; {out['ours']['records']:,} of them
+belong to a customer in the truth and are scored (the others are strangers mentioning the company).
 
 {table(out)}
 
 Goal: one million source records resolved in under a minute: **{goal}** ({out['ours']['wall']:.1f} s for
-{out['ours']['records']:,} records).
+{out.get('splink_records', 0):,} records).
 
 What is timed:
 - **ours**: the `dbt run --select path:models/intermediate/identity` process, start to end (dbt start-up and

@@ -29,38 +29,21 @@ def world_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def warehouse(pg_server_url):
-    import uuid
-
-    from psycopg import sql
-
-    name = f"crm_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield pg_server_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="module")
 def pipeline(world_dir, warehouse, tmp_path_factory):
     """Runs every DAG once; yields a function that runs them all again."""
+    from e2e_support import AirflowRunner
+
     from sandbox.serve import Sandbox
 
     home = tmp_path_factory.mktemp("crm-home")
     box = Sandbox(world_dir)
     box.start()
-    connections = {**box.connections, "warehouse": runtime.warehouse_connection(warehouse)}
-    env = runtime.airflow_env(connections, home=home)
-    env["CRM_DOCS_DIR"] = str(home / "docs")
-    runtime.migrate_metadata(env, home / "logs" / "migrate.log")
-    runtime.dbt_parse(env, home / "logs" / "dbt-parse.log")
+    airflow = AirflowRunner(box, warehouse, home)
 
     def run_all(tag: str) -> list[runtime.DagRunResult]:
         results = []
         for dag_id in runtime.ALL_DAGS:
-            result = runtime.dags_test(dag_id, logical_date=END, window=(START, END), env=env,
-                                       log=home / "logs" / f"{tag}-{dag_id}.log")
+            result = airflow.run(dag_id, logical_date=END, window=(START, END), tag=tag)
             assert result.ok, f"{dag_id} failed ({result.failed_tasks}); log {result.log}:\n{result.message}"
             results.append(result)
         return results

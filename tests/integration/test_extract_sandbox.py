@@ -263,3 +263,23 @@ def test_extract_task_gives_its_worker_back_on_a_long_rate_limit(sb, fresh_db, m
     stats = run_stream_task("phone_system", "calls", conn_id="phone_system", context=context)
     count, keys = raw_rows(fresh_db, "phone_system__calls")
     assert stats["loaded"] == count == len(keys) > 0
+
+
+def test_wrong_credentials_fail_the_airflow_task_at_once_naming_the_connection(sb, fresh_db, tmp_path):
+    """Through Airflow (`airflow dags test`): a rejected token fails the task on its first try (no retries:
+    another try would send the same token), and the failure names the connection to fix."""
+    from crm_warehouse import runtime
+
+    bad = dict(sb.connections["web_forms"], password="not-the-token")
+    env = runtime.airflow_env({**sb.connections, "web_forms": bad, "warehouse": runtime.warehouse_connection(fresh_db)},
+                              home=tmp_path / "home")
+    runtime.migrate_metadata(env, tmp_path / "migrate.log")
+    ws, we = day(0)
+    result = runtime.dags_test("extract_web_forms", logical_date=we, window=(ws, we), env=env,
+                               log=tmp_path / "run.log", timeout=600)
+    text = result.log.read_text(errors="replace")
+    assert not result.ok
+    assert result.failed_tasks == ["web_forms.responses"], result.failed_tasks
+    assert "up_for_retry" not in text, "an authentication failure was retried"
+    assert "AirflowFailException" in text and "Airflow connection 'web_forms'" in text, result.message
+    assert "not-the-token" not in text

@@ -43,14 +43,19 @@ def run_stream_task(source: str, stream: str, *, conn_id: str, context: dict[str
     HTTP policy waits in-process, what was received is committed with the position inside the stream,
     and the task gives its worker back: it is rescheduled (state `up_for_reschedule`, not a failed try)
     for when the quota resets, and the next try resumes from the saved position."""
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
     from crm_warehouse.http import RateLimitDeferred
+    from crm_warehouse.http.errors import AuthError, InsecureTransport
     from crm_warehouse.sources import run_stream
 
     start, end = window_from_context(context)
     try:
         stats = run_stream(source, stream, start, end, conn_id=conn_id)
+    except (AuthError, InsecureTransport) as exc:
+        # wrong credentials or a refused plain-text URL: another try would send the same; fail at once (no
+        # retry), with the message that names the connection and what to check
+        raise AirflowFailException(str(exc)) from exc
     except RateLimitDeferred as exc:
         log.warning("%s.%s: %s; rescheduled for %s, resuming from %s", source, stream, exc,
                     exc.resume_at.isoformat(), exc.position)

@@ -13,8 +13,10 @@ from crm_warehouse.quality.gate import run_gate
 
 
 def _calls(numbers, duration="42"):
-    return [Record({"sid": f"CA{n:032x}", "duration": duration, "status": "completed",
-                    "start_time": "Tue, 01 Sep 2026 10:00:00 +0000"},
+    # the fields a real Twilio call carries and staging reads (a call missing one fails the gate critically)
+    return [Record({"sid": f"CA{n:032x}", "duration": duration, "status": "completed", "direction": "inbound",
+                    "from": "+14155550100", "to": "+14158675309",
+                    "start_time": "Tue, 01 Sep 2026 10:00:00 +0000", "end_time": "Tue, 01 Sep 2026 10:00:42 +0000"},
                    source_uri="https://api.example/Calls.json", source_position="1") for n in numbers]
 
 

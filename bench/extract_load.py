@@ -99,23 +99,28 @@ def ensure_world(name: str, params: dict) -> Path:
     return world
 
 
-def ensure_dlt_venv() -> Path:
-    """dlt in its own virtualenv (never in the project's lock), pinned."""
-    venv = BENCH_DIR / "dlt-venv"
+def ensure_tool_venv(name: str, requirements: list[str]) -> Path:
+    """A tool the benchmarks compare against (dlt, Splink) in its own virtualenv `.crm/bench/<name>`, never in
+    the project's lock, pinned to `requirements`; made again when they change. Returns its python."""
+    venv = BENCH_DIR / name
     python = venv / "bin" / "python"
     stamp = venv / "bench-requirements.txt"
-    wanted = "\n".join(DLT_REQUIREMENTS)
+    wanted = "\n".join(requirements)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    log(f"installing {', '.join(DLT_REQUIREMENTS)} into {venv}")
+    log(f"installing {', '.join(requirements)} into {venv}")
     if venv.exists():
         shutil.rmtree(venv)
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
-    subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(python), *DLT_REQUIREMENTS],
+    subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(python), *requirements],
                    check=True, env=env)
     stamp.write_text(wanted)
     return python
+
+
+def ensure_dlt_venv() -> Path:
+    return ensure_tool_venv("dlt-venv", DLT_REQUIREMENTS)
 
 
 def _survey_base_rows(world: Path) -> list[dict]:

@@ -22,16 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 from bench.child import ChildResult, run_child
-from bench.extract_load import BENCH_DIR, ROOT, UV, ensure_world, fresh_database, log, pg_admin_url
+from bench.extract_load import BENCH_DIR, ROOT, ensure_tool_venv, ensure_world, fresh_database, log, pg_admin_url
 
 WORLD = {"seed": 7, "customers": 150_000, "days": 60, "start": "2026-09-01", "activity": 1.0}
 QUICK_WORLD = {"seed": 7, "customers": 2_000, "days": 30, "start": "2026-09-01", "activity": 1.0}
@@ -110,22 +108,7 @@ SPLINK_INPUT_SQL = """
 
 # --- inputs ----------------------------------------------------------------------------------------
 def ensure_splink_venv() -> Path:
-    """Splink in its own virtualenv (never in the project's lock), pinned."""
-    venv = BENCH_DIR / "splink-venv"
-    python = venv / "bin" / "python"
-    stamp = venv / "bench-requirements.txt"
-    wanted = "\n".join(SPLINK_REQUIREMENTS)
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    log(f"installing {', '.join(SPLINK_REQUIREMENTS)} into {venv}")
-    if venv.exists():
-        shutil.rmtree(venv)
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
-    subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(python), *SPLINK_REQUIREMENTS],
-                   check=True, env=env)
-    stamp.write_text(wanted)
-    return python
+    return ensure_tool_venv("splink-venv", SPLINK_REQUIREMENTS)
 
 
 def ensure_generated_world(name: str, params: dict) -> Path:

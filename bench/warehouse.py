@@ -105,7 +105,8 @@ def _land(url: str, world: Path, **bounds) -> tuple[dict[str, int], float]:
 
     started = time.perf_counter()
     with psycopg.connect(url) as conn, sqlite3.connect(world / "world.db") as w:
-        landed = land_served_records(conn, w, **bounds)
+        landed = land_served_records(conn, w, **bounds,
+                                     progress=lambda table, n: log(f"landed {n:,} records into {table}"))
         conn.execute("analyze")
     return landed, time.perf_counter() - started
 

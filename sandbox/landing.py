@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -56,10 +57,12 @@ def world_end(world: sqlite3.Connection) -> int:
 
 def land_served_records(conn: psycopg.Connection, world: sqlite3.Connection, *,
                         available_before: int | None = None, available_from: int | None = None,
-                        tables: tuple[str, ...] = tuple(SERVED)) -> dict[str, int]:
+                        tables: tuple[str, ...] = tuple(SERVED),
+                        progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
     """COPY the world's served records (optionally those visible in [available_from, available_before), epoch
     seconds) into their raw tables, each table as one succeeded ledger batch; returns rows per raw table.
-    Timeless tables (X users) are landed only when no lower bound is given. Commits per table."""
+    Timeless tables (X users) are landed only when no lower bound is given. Commits per table (a big world
+    takes minutes per table: `progress(raw_table, rows)` is called as each one is committed)."""
     from crm_warehouse.bootstrap import bootstrap
     from crm_warehouse.load.ddl import ensure_ops_tables, ensure_raw_table
 
@@ -100,5 +103,8 @@ def land_served_records(conn: psycopg.Connection, world: sqlite3.Connection, *,
             conn.execute(
                 "update ops.batches set received = %s, loaded = %s, status = 'succeeded',"
                 " finished_at = clock_timestamp() where batch_id = %s", (n, n, batch_id))
+        conn.commit()  # the DDL helpers above may have opened a transaction: end it, table by table
+        if progress:
+            progress(f"raw.{source}__{stream}", n)
         landed[f"{source}__{stream}"] = landed.get(f"{source}__{stream}", 0) + n
     return landed

@@ -97,6 +97,16 @@ def run_extract(args) -> int:
 
 # Each benchmark: name -> callable(args) returning an exit code. A benchmark writes its own section of
 # BENCHMARKS.md (bench.report.replace_section) on a full run and leaves the others alone.
+def _report(args, title: str, body: str) -> int:
+    """Print a benchmark's section; write it into BENCHMARKS.md unless the run was --quick."""
+    print(body)
+    if args.quick:
+        print("(--quick: BENCHMARKS.md left as it was)", file=sys.stderr)
+    else:
+        replace_section(BENCHMARKS_MD, title, body)
+    return 0
+
+
 def run_warehouse(args) -> int:
     from bench import warehouse
 
@@ -104,13 +114,8 @@ def run_warehouse(args) -> int:
     if not warehouse.ok(result):
         print("a phase failed (see the logs named above): BENCHMARKS.md left as it was", file=sys.stderr)
         return 1
-    body = warehouse.section(result, machine_facts(result["admin"]))
-    print(body)
-    if args.quick:
-        print("(--quick: BENCHMARKS.md left as it was)", file=sys.stderr)
-    else:
-        replace_section(BENCHMARKS_MD, "Warehouse at ten million interactions", body)
-    return 0
+    return _report(args, "Warehouse at ten million interactions",
+                   warehouse.section(result, machine_facts(result["admin"])))
 
 
 def run_pipeline(args) -> int:
@@ -118,13 +123,8 @@ def run_pipeline(args) -> int:
 
     worlds = tuple(args.pipeline_worlds.split(","))
     result = pipeline.run(quick=args.quick, pg_url=args.pg_url, worlds=worlds)
-    body = pipeline.section(result, machine_facts(result["admin"]), () if args.quick else worlds)
-    print(body)
-    if args.quick:
-        print("(--quick: BENCHMARKS.md left as it was)", file=sys.stderr)
-    else:
-        replace_section(BENCHMARKS_MD, "Pipeline end to end on Celery", body)
-    return 0
+    return _report(args, "Pipeline end to end on Celery",
+                   pipeline.section(result, machine_facts(result["admin"]), () if args.quick else worlds))
 
 
 BENCHMARKS = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,30 +26,10 @@ QUICK_WORLD = {"seed": 5, "customers": 150, "days": 5, "start": "2026-09-01", "a
 WORKERS = (1, 2)
 
 
-def _new_db(admin: str, prefix: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _drop_db(admin: str, url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(url.rsplit("/", 1)[1])))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str, work: Path) -> dict:
@@ -65,13 +44,13 @@ def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str,
     redis.Redis.from_url(redis_url).flushdb()
     box = Sandbox(world)
     box.start()
-    metadata_url = _new_db(admin, "crm_bench_meta")
-    warehouse_url = _new_db(admin, "crm_bench_pipeline")
+    metadata_url = runtime.create_database(admin, "crm_bench_meta")
+    warehouse_url = runtime.create_database(admin, "crm_bench_pipeline")
     cluster = None
     try:
         connections = {**box.connections, "warehouse": runtime.warehouse_connection(warehouse_url)}
         base = runtime.airflow_env(connections, home=work / "home")
-        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=redis_url, api_port=_free_port())
+        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=redis_url, api_port=runtime.free_port())
         runtime.migrate_metadata(env, work / "logs" / "migrate.log")
         runtime.dbt_parse(env, work / "logs" / "dbt-parse.log")
         cluster = runtime.LocalCluster(env, work / "logs", workers=workers).start()
@@ -99,8 +78,8 @@ def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str,
         if cluster:
             cluster.stop()
         box.stop()
-        _drop_db(admin, warehouse_url)
-        _drop_db(admin, metadata_url)
+        runtime.drop_database(admin, warehouse_url)
+        runtime.drop_database(admin, metadata_url)
 
 
 def run(*, quick: bool = False, pg_url: str | None = None, worlds: tuple[str, ...] = ("default",)) -> dict:

@@ -208,6 +208,38 @@ def _run(cmd: list[str], env: dict[str, str], log: Path, *, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- scale-out
+def free_port() -> int:
+    """A TCP port free on loopback now (for the api-server of a cluster started here)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_database(server_url: str, prefix: str) -> str:
+    """Create a database named `<prefix>_<random>` on the server of `server_url` (a libpq URL); its URL."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server_url: str, url: str) -> None:
+    """Drop the database of `url` (sessions still on it are ended), through the server of `server_url`."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(url.rsplit("/", 1)[1])))
+
+
 def celery_env(base: dict[str, str], *, metadata_url: str, broker_url: str, api_port: int) -> dict[str, str]:
     """Settings for Airflow with the CeleryExecutor, as docker-compose.yml sets them, on this machine:
     metadata in PostgreSQL (`metadata_url`, a libpq URL), Redis as the broker, one api-server."""

@@ -22,7 +22,6 @@ import psutil
 import psycopg
 import pytest
 from crm_warehouse import runtime
-from psycopg import sql
 
 from tests.drills.reconcile import reconcile
 
@@ -37,16 +36,8 @@ DAG = "extract_phone_system"
 REDIS = "redis://127.0.0.1:6379/11"
 
 
-def _new_db(server_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _drop_db(server_url: str, url: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(url.rsplit("/", 1)[1])))
 
 
 def _copy_in_progress(warehouse: str) -> tuple[int, str] | None:
@@ -78,18 +69,13 @@ def test_task_killed_mid_copy_on_a_celery_worker_is_retried_by_airflow(pg_server
                     "(start it with `redis-server --daemonize yes`)")
     generate(tmp_path / "world", **WORLD)
     box = Sandbox(tmp_path / "world", sftp=False).start()
-    metadata_url = _new_db(pg_server_url, "crm_drill_meta")
-    warehouse = _new_db(pg_server_url, "crm_drill_wh")
+    metadata_url = runtime.create_database(pg_server_url, "crm_drill_meta")
+    warehouse = runtime.create_database(pg_server_url, "crm_drill_wh")
     cluster = None
     try:
         connections = {**box.connections, "warehouse": runtime.warehouse_connection(warehouse)}
         base = runtime.airflow_env(connections, home=tmp_path / "home")
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=REDIS, api_port=port)
+        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=REDIS, api_port=runtime.free_port())
         env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] = f"drill_{uuid.uuid4().hex[:8]}"  # the worker listens on it
         runtime.migrate_metadata(env, tmp_path / "logs" / "migrate.log")
         cluster = runtime.LocalCluster(env, tmp_path / "logs", workers=1).start()
@@ -176,5 +162,5 @@ def test_task_killed_mid_copy_on_a_celery_worker_is_retried_by_airflow(pg_server
         if cluster:
             cluster.stop()
         box.stop()
-        _drop_db(pg_server_url, warehouse)
-        _drop_db(pg_server_url, metadata_url)
+        runtime.drop_database(pg_server_url, warehouse)
+        runtime.drop_database(pg_server_url, metadata_url)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
-from psycopg import sql
+from crm_warehouse import runtime
 
 
 @pytest.fixture(scope="module")
 def warehouse(pg_server_url):
     """A new database for the module's warehouse, dropped afterwards. Yields its URL."""
-    name = f"crm_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield pg_server_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    url = runtime.create_database(pg_server_url, "crm_e2e")
+    yield url
+    runtime.drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="module")
+def world_dir(request, tmp_path_factory):
+    """The sandbox world of the test module's `WORLD` (generate() arguments), generated once per module."""
+    from sandbox.world import generate
+
+    path = tmp_path_factory.mktemp("world")
+    generate(path, **request.module.WORLD)
+    return path

@@ -4,14 +4,11 @@ whole pipeline triggered, every task succeeds, and tasks ran on both workers."""
 
 from __future__ import annotations
 
-import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from crm_warehouse import runtime
-from psycopg import sql
 
 WORLD = {"seed": 5, "customers": 150, "days": 5, "start": "2026-09-01"}
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -19,10 +16,6 @@ END = START + timedelta(days=WORLD["days"])
 REDIS = ("127.0.0.1", 6379)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -41,16 +34,8 @@ def redis_db():
     client.flushdb()
 
 
-def _new_db(server_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _drop_db(server_url: str, url: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(url.rsplit("/", 1)[1])))
 
 
 def test_pipeline_on_two_celery_workers(pg_server_url, redis_db, tmp_path):
@@ -60,13 +45,13 @@ def test_pipeline_on_two_celery_workers(pg_server_url, redis_db, tmp_path):
     generate(tmp_path / "world", **WORLD)
     box = Sandbox(tmp_path / "world")
     box.start()
-    metadata_url = _new_db(pg_server_url, "crm_airflow_meta")
-    warehouse_url = _new_db(pg_server_url, "crm_celery_wh")
+    metadata_url = runtime.create_database(pg_server_url, "crm_airflow_meta")
+    warehouse_url = runtime.create_database(pg_server_url, "crm_celery_wh")
     cluster = None
     try:
         connections = {**box.connections, "warehouse": runtime.warehouse_connection(warehouse_url)}
         base = runtime.airflow_env(connections, home=tmp_path / "home")
-        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=redis_db, api_port=_free_port())
+        env = runtime.celery_env(base, metadata_url=metadata_url, broker_url=redis_db, api_port=runtime.free_port())
         runtime.migrate_metadata(env, tmp_path / "logs" / "migrate.log")
         runtime.dbt_parse(env, tmp_path / "logs" / "dbt-parse.log")
         cluster = runtime.LocalCluster(env, tmp_path / "logs", workers=2).start()
@@ -90,6 +75,6 @@ def test_pipeline_on_two_celery_workers(pg_server_url, redis_db, tmp_path):
         if cluster:
             cluster.stop()
         box.stop()
-        _drop_db(pg_server_url, warehouse_url)
-        _drop_db(pg_server_url, metadata_url)
+        runtime.drop_database(pg_server_url, warehouse_url)
+        runtime.drop_database(pg_server_url, metadata_url)
 

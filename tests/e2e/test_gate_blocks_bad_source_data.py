@@ -101,15 +101,6 @@ def latest_gate_results(url: str) -> tuple[str, list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def world_dir(tmp_path_factory):
-    from sandbox.world import generate
-
-    path = tmp_path_factory.mktemp("world")
-    generate(path, **WORLD)
-    return path
-
-
-@pytest.fixture(scope="module")
 def story(world_dir, warehouse, tmp_path_factory):
     """Good run, bad run (four faults at the source), fixed run; what each left behind."""
     from e2e_support import AirflowRunner

@@ -20,15 +20,6 @@ END = START + timedelta(days=WORLD["days"])
 
 
 @pytest.fixture(scope="module")
-def world_dir(tmp_path_factory):
-    from sandbox.world import generate
-
-    path = tmp_path_factory.mktemp("world")
-    generate(path, **WORLD)
-    return path
-
-
-@pytest.fixture(scope="module")
 def pipeline(world_dir, warehouse, tmp_path_factory):
     """Runs every DAG once; yields a function that runs them all again."""
     from e2e_support import AirflowRunner

@@ -26,12 +26,6 @@ QUICK_WORLD = {"seed": 5, "customers": 150, "days": 5, "start": "2026-09-01", "a
 WORKERS = (1, 2)
 
 
-
-
-
-
-
-
 def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str, work: Path) -> dict:
     import psycopg
     import redis

@@ -76,3 +76,31 @@ def dbt_manifest() -> Path:
     manifest = runtime.dbt_parse(env, ROOT / ".crm" / "test-home" / "dbt-parse.log")
     assert _json.loads(manifest.read_text())["nodes"], "dbt parse wrote an empty manifest"
     return manifest
+
+
+@pytest.fixture
+def dbt_run(tmp_path):
+    """`dbt_run(url, *models)`: `dbt run --select <models>` of the project against the database at `url`
+    (a postgresql:// URL), so a test can read what staging makes of what the loader landed."""
+    import subprocess
+    import sys
+
+    dbt_dir = ROOT / "dbt_project"
+
+    def run(url: str, *models: str) -> None:
+        from crm_warehouse.bootstrap import bootstrap
+
+        with psycopg.connect(url) as conn:  # the schemas and roles a warehouse has before dbt runs
+            bootstrap(conn)
+        parts = psycopg.conninfo.conninfo_to_dict(url)
+        env = dict(os.environ, CRM_PG_HOST=str(parts.get("host", "127.0.0.1")),
+                   CRM_PG_PORT=str(parts.get("port", "5432")), CRM_PG_USER=str(parts.get("user", "postgres")),
+                   CRM_PG_PASSWORD=str(parts.get("password", "")), CRM_PG_DBNAME=str(parts["dbname"]))
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "run", "--select", *models, "--profiles-dir", str(dbt_dir),
+             "--project-dir", str(dbt_dir), "--target-path", str(tmp_path / "dbt-target"),
+             "--log-path", str(tmp_path / "dbt-logs")],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"dbt run failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+
+    return run

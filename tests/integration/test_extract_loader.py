@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import psycopg
@@ -9,6 +10,7 @@ import pytest
 from crm_warehouse.load import (
     Record,
     ensure_ops_tables,
+    ensure_raw_table,
     read_state,
     save_state,
     write_batch,
@@ -44,13 +46,13 @@ def test_redelivery_changes_nothing_and_changes_are_versions(conn):
     assert (first.received, first.loaded, first.duplicate, first.quarantined) == (50, 50, 0, 0)
     again = load(conn, calls(50))
     assert (again.received, again.loaded, again.duplicate) == (50, 0, 50)
-    changed = load(conn, calls(10, status="canceled") + calls(5))
-    assert (changed.loaded, changed.duplicate) == (10, 5)
+    changed = load(conn, calls(10, status="canceled") + calls(10, status="canceled")[5:] + calls(15)[10:])
+    assert (changed.loaded, changed.duplicate) == (10, 10)
     rows = conn.execute("select count(*), count(distinct record_key) from raw.phone_system__calls").fetchone()
     assert rows == (60, 50)
     ledger = conn.execute("select received, loaded, duplicate, quarantined, status from ops.batches "
                           "order by batch_id").fetchall()
-    assert ledger == [(50, 50, 0, 0, "succeeded"), (50, 0, 50, 0, "succeeded"), (15, 10, 5, 0, "succeeded")]
+    assert ledger == [(50, 50, 0, 0, "succeeded"), (50, 0, 50, 0, "succeeded"), (20, 10, 10, 0, "succeeded")]
     columns = conn.execute(
         "select record_key, length(content_hash), payload->>'status', batch_id, source_uri, source_position,"
         " extracted_at is not null from raw.phone_system__calls order by record_key, batch_id limit 1"
@@ -128,3 +130,104 @@ def test_ops_ddl_is_idempotent(conn):
     tables = {r[0] for r in conn.execute(
         "select table_name from information_schema.tables where table_schema = 'ops'")}
     assert {"batches", "files", "quarantine", "stream_state", "schema_drift"} <= tables
+
+
+# --- versions: a delivery is a duplicate only when it equals the key's latest version ----------------
+def call(sid: str, status: str) -> Record:
+    return Record({"sid": sid, "status": status}, None, "http://x/Calls.json", "1")
+
+
+def latest(conn, key: str) -> str:
+    """The version staging keeps (macro latest_version: extracted_at desc, batch_id desc)."""
+    return conn.execute(
+        "select payload->>'status' from raw.phone_system__calls where record_key = %s"
+        " order by extracted_at desc, batch_id desc, content_hash limit 1", (key,)).fetchone()[0]
+
+
+def test_a_record_changed_back_is_a_new_version_and_staging_keeps_it(conn):
+    a, b = call("CA1", "in-progress"), call("CA1", "completed")
+    assert load(conn, [a]).loaded == 1
+    assert load(conn, [b]).loaded == 1
+    back = load(conn, [a])  # the vendor changed it back: A is current again
+    assert (back.received, back.loaded, back.duplicate) == (1, 1, 0)
+    assert latest(conn, "CA1") == "in-progress"
+    again = load(conn, [a])  # the same delivery again changes nothing
+    assert (again.loaded, again.duplicate) == (0, 1)
+    versions = conn.execute("select payload->>'status' from raw.phone_system__calls order by extracted_at, batch_id"
+                            ).fetchall()
+    assert [v[0] for v in versions] == ["in-progress", "completed", "in-progress"]
+    assert conn.execute("select count(*) from ops.batches where received <> loaded + duplicate + quarantined"
+                        ).fetchone()[0] == 0
+
+
+def test_two_versions_in_one_batch_redelivered_change_nothing(conn):
+    both = [call("CA2", "ringing"), call("CA2", "busy")]
+    assert load(conn, both).loaded == 2  # ambiguous: both land (the raw suite flags the key)
+    assert load(conn, list(reversed(both))).loaded == 0  # the same batch again
+    only = load(conn, [call("CA2", "busy")])  # now unambiguous: a new version
+    assert (only.loaded, only.duplicate) == (1, 0)
+    assert latest(conn, "CA2") == "busy"
+
+
+def test_a_big_batch_changing_some_keys_back_lands_exactly_those(conn):
+    """Batches large enough for the loader's fast path (no key of the batch in raw yet) and batches where
+    only a few keys, far into the batch, exist already: both give the same versions."""
+    first = [call(f"CB{i:05d}", "queued") for i in range(3000)]
+    assert load(conn, iter(first)).loaded == 3000
+    changed = [call(f"CB{i:05d}", "completed") for i in range(2990, 3000)]
+    assert load(conn, changed).loaded == 10
+    # new keys first, then the 10 changed keys back at their first content and 5 unchanged ones
+    mixed = [call(f"CC{i:05d}", "queued") for i in range(3000)] + first[2985:]
+    for records in (iter(mixed), mixed):
+        stats = load(conn, records)
+        assert stats.received == 3015
+        if records is mixed:  # the second time everything is a duplicate
+            assert (stats.loaded, stats.duplicate) == (0, 3015)
+        else:
+            assert (stats.loaded, stats.duplicate) == (3010, 5)
+    assert latest(conn, "CB02995") == "queued" and latest(conn, "CB02980") == "queued"
+    assert conn.execute("select count(*) from raw.phone_system__calls").fetchone()[0] == 3000 + 10 + 3010
+
+
+def test_an_old_layout_raw_table_is_migrated_in_place(conn):
+    """Tables created before versions could repeat had primary key (record_key, content_hash)."""
+    conn.execute("""
+        create table raw.phone_system__calls (
+            record_key text not null, content_hash text not null, payload jsonb not null, source_object text,
+            batch_id bigint not null, extracted_at timestamptz not null default now(), source_uri text,
+            source_position text, primary key (record_key, content_hash))""")
+    conn.execute("insert into raw.phone_system__calls (record_key, content_hash, payload, batch_id, extracted_at)"
+                 " values ('CA1', repeat('a', 64), '{\"sid\": \"CA1\", \"status\": \"in-progress\"}', 1,"
+                 " '2026-09-01'), ('CA1', repeat('b', 64), '{\"sid\": \"CA1\", \"status\": \"completed\"}', 2,"
+                 " '2026-09-02'), ('CA9', repeat('c', 64), '{\"sid\": \"CA9\"}', 2, '2026-09-02')")
+    before = conn.execute("select * from raw.phone_system__calls order by record_key, batch_id").fetchall()
+    forget_ready()
+    ensure_raw_table(conn, "phone_system", "calls")
+    assert conn.execute("select * from raw.phone_system__calls order by record_key, batch_id").fetchall() == before
+    pk = conn.execute(
+        "select array_agg(a.attname order by k.ord) from pg_index i"
+        " cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)"
+        " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum"
+        " where i.indrelid = 'raw.phone_system__calls'::regclass and i.indisprimary").fetchone()[0]
+    assert pk == ["record_key", "batch_id", "content_hash"]
+    assert load(conn, [call("CA1", "in-progress")]).loaded == 1  # back to its first content: a version
+    assert latest(conn, "CA1") == "in-progress"
+    forget_ready()
+    ensure_raw_table(conn, "phone_system", "calls")  # idempotent
+
+
+def test_concurrent_loaders_of_one_stream_take_turns(conn, fresh_db):
+    """Two loaders delivering the same changed record at once: the second waits for the first and then
+    sees its version, so the change lands once."""
+    load(conn, [call("CA5", "ringing")])
+    with psycopg.connect(fresh_db, autocommit=True) as other:
+        with other.transaction():
+            first = write_batch(other, "phone_system", "calls", [call("CA5", "completed")], key="sid", window=W)
+            done: list = []
+            worker = threading.Thread(target=lambda: done.append(load(conn, [call("CA5", "completed")])))
+            worker.start()
+            worker.join(1.0)
+            assert worker.is_alive(), "the second loader did not wait for the first"
+        worker.join(30)
+    assert (first.loaded, done[0].loaded, done[0].duplicate) == (1, 0, 1)
+    assert conn.execute("select count(*) from raw.phone_system__calls").fetchone()[0] == 2

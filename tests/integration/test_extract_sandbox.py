@@ -121,6 +121,41 @@ def test_same_window_twice_adds_nothing(sb, fresh_db):
         assert raw_rows(fresh_db, f"{source}__{stream}")[0] == before
 
 
+def test_a_call_changed_back_by_the_vendor_is_current_again_in_staging(sb, fresh_db, dbt_run):
+    """The Calls API serves a call as A, then changed (B), then as A again: three versions land and
+    staging shows A; the same window once more adds nothing."""
+    lo, hi = (int(t.timestamp()) for t in day(1))
+    with sqlite3.connect(sb.db_path) as db:
+        sid, original = db.execute("select key, payload from s_calls where start_ts >= ? and start_ts < ?"
+                                   " and available_at <= ? order by key limit 1", (lo, hi, sb.clock_ts)).fetchone()
+    a = json.loads(original)
+    b = {**a, "status": "canceled" if a["status"] != "canceled" else "completed", "duration": "0"}
+
+    def serve(payload: dict) -> None:
+        with sqlite3.connect(sb.db_path) as db:
+            db.execute("update s_calls set payload = ? where key = ?", (json.dumps(payload), sid))
+
+    try:
+        loaded = []
+        for payload in (a, b, a, a):
+            serve(payload)
+            loaded.append(run(fresh_db, "phone_system", "calls", 1)["loaded"])
+    finally:
+        serve(a)
+        with sqlite3.connect(sb.db_path) as db:
+            db.execute("update s_calls set payload = ? where key = ?", (original, sid))
+    assert loaded[1:] == [1, 1, 0] and loaded[0] > 1
+    with psycopg.connect(fresh_db) as conn:
+        versions = conn.execute("select payload->>'status' from raw.phone_system__calls where record_key = %s"
+                                " order by extracted_at, batch_id", (sid,)).fetchall()
+        assert [v[0] for v in versions] == [a["status"], b["status"], a["status"]]
+    dbt_run(fresh_db, "stg_phone_system__calls")
+    with psycopg.connect(fresh_db) as conn:
+        staged = conn.execute("select call_status, duration_seconds from staging.stg_phone_system__calls"
+                              " where call_sid = %s", (sid,)).fetchall()
+    assert staged == [(a["status"], int(a["duration"]) if a.get("duration") else None)]
+
+
 @pytest.mark.parametrize(("endpoint", "source", "stream"), [
     ("twilio.calls", "phone_system", "calls"),
     ("typeform.responses", "web_forms", "responses"),

@@ -255,3 +255,28 @@ def test_download_is_streamed_with_bounded_memory(sb, tmp_path):
             tracemalloc.stop()
     assert (sha256, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a 16 MB download"
+
+
+def test_a_response_changed_back_in_a_later_file_is_current_again_in_staging(sb, fresh_db, dbt_run):
+    """Three drops carry response R_aba as A (CSAT 5), then B (CSAT 1), then A again (beside another row,
+    so the file is new): three versions, staging shows A; a fourth file repeating the third's rows adds
+    nothing."""
+    header = "ResponseId,QID1,Finished\n"
+    drops = [header + "R_aba,5,1\n", header + "R_aba,1,1\n", header + "R_aba,5,1\nR_other,3,1\n",
+             header + "R_other,3,1\nR_aba,5,1\n"]
+    loaded = []
+    for n, body in enumerate(drops):
+        (incoming(sb, "survey_vendor") / f"responses_aba_{n}.csv").write_text(body)
+        loaded.append(run_feed("survey_vendor", warehouse_url=fresh_db)["loaded"])
+    assert loaded == [1, 1, 2, 0]
+    with psycopg.connect(fresh_db) as conn:
+        versions = conn.execute("select payload->>'QID1' from raw.sftp_survey_vendor__responses"
+                                " where record_key = 'R_aba' order by extracted_at, batch_id").fetchall()
+        assert [v[0] for v in versions] == ["5", "1", "5"]
+        assert conn.execute("select count(*) from ops.batches where received <> loaded + duplicate + quarantined"
+                            ).fetchone()[0] == 0
+    dbt_run(fresh_db, "stg_sftp_survey_vendor__responses")
+    with psycopg.connect(fresh_db) as conn:
+        staged = conn.execute("select csat_score, source_file from staging.stg_sftp_survey_vendor__responses"
+                              " where response_id = 'R_aba'").fetchall()
+    assert staged == [(5, "/survey_vendor/incoming/responses_aba_2.csv")]

@@ -6,7 +6,9 @@ Run under a transaction-scoped advisory lock, so parallel tasks creating the sam
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
@@ -112,10 +114,23 @@ create table if not exists {table} (
     extracted_at    timestamptz not null default now(),
     source_uri      text,
     source_position text,
-    primary key (record_key, content_hash)
+    primary key (record_key, batch_id, content_hash)
 )
 """
 
+# Before versions could repeat (A, then B, then A again is three versions), the key was (record_key,
+# content_hash), which made the third delivery a "duplicate" of the first. Tables made then are migrated
+# in place (the rows stay; the new key is wider, so they all satisfy it).
+PRIMARY_KEY_COLUMNS = """
+select array_agg(a.attname::text order by k.ord), min(c.conname)
+from pg_constraint as c
+cross join lateral unnest(c.conkey) with ordinality as k (attnum, ord)
+join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = k.attnum
+where c.conrelid = %s::regclass and c.contype = 'p'
+"""
+OLD_PRIMARY_KEY = ["record_key", "content_hash"]
+
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _LOCK = "select pg_advisory_xact_lock(hashtext('crm_warehouse.load.ddl'))"
 _ready: set[tuple[str, str]] = set()
@@ -153,19 +168,38 @@ def ensure_ops_tables(conn: psycopg.Connection) -> None:
 
 def ensure_raw_table(conn: psycopg.Connection, source: str, stream: str) -> None:
     """Create `raw.<source>__<stream>` with the landing columns (CONTRACTS section 2) if missing."""
-    key = _key(conn, raw_table_name(source, stream))
+    name = raw_table_name(source, stream)
+    key = _key(conn, name)
     if key in _ready:
         return
-    _run_locked(conn, key, sql.SQL(RAW_DDL).format(table=raw_table(source, stream)))
+    table = raw_table(source, stream)
+
+    def migrate() -> None:
+        columns, constraint = conn.execute(PRIMARY_KEY_COLUMNS, (f"raw.{name}",)).fetchone()
+        if columns == OLD_PRIMARY_KEY:
+            conn.execute(
+                sql.SQL(
+                    "alter table {} drop constraint {}, add primary key (record_key, batch_id, content_hash)"
+                ).format(table, sql.Identifier(constraint))
+            )
+            log.warning(
+                "raw.%s: primary key migrated from (record_key, content_hash) to (record_key, batch_id, "
+                "content_hash), rows kept",
+                name,
+            )
+
+    _run_locked(conn, key, sql.SQL(RAW_DDL).format(table=table), then=migrate)
 
 
-def _run_locked(conn: psycopg.Connection, key: tuple[str, str], ddl) -> None:
+def _run_locked(conn: psycopg.Connection, key: tuple[str, str], ddl, then: Callable[[], None] | None = None) -> None:
     # Remember the table only when this call committed it (inside a caller's transaction it may roll back;
     # call these before opening the load transaction, so the advisory lock is not held during the load).
     outside = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
         conn.execute(_LOCK)
         conn.execute(ddl)
+        if then is not None:
+            then()
     if outside:
         _ready.add(key)
 

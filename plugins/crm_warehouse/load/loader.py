@@ -2,10 +2,13 @@
 
 A batch is written inside the caller's transaction, so the stream's cursor (`ops.stream_state`) moves
 in the same commit as the rows it covers. Steps: quarantine records without their natural key or that
-PostgreSQL cannot store; hash the rest (sha256 of canonical JSON); `COPY` them into a temporary table;
-`insert ... on conflict (record_key, content_hash) do nothing` into the raw table. A record delivered
-again changes nothing (duplicate); a changed record is a new version. The ledger row in `ops.batches`
-proves received = loaded + duplicate + quarantined.
+PostgreSQL cannot store; hash the rest (sha256 of canonical JSON); `COPY` them into the raw table. A
+record whose key's latest version has the same content is a duplicate and changes nothing; any other
+record lands as a new version (A, then B, then A again: three versions, A current). When none of the
+batch's keys is in the raw table yet (checked on a sample, put right after the COPY for keys the sample
+missed) the COPY goes straight into the raw table; otherwise into a temporary table and from there the
+new versions only. Loaders of one raw table take turns under an advisory lock. The ledger row in
+`ops.batches` proves received = loaded + duplicate + quarantined.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import count
+from itertools import chain, count, islice
 from typing import Any
 
 import msgspec
@@ -25,7 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crm_warehouse.load.ddl import ensure_ops_tables, ensure_raw_table, raw_table
+from crm_warehouse.load.ddl import ensure_ops_tables, ensure_raw_table, raw_table, raw_table_name
 from crm_warehouse.load.hashing import _JSON_TYPES, canonical_json_bytes
 
 log = logging.getLogger(__name__)
@@ -134,6 +137,35 @@ def _safe_text(value: Any) -> str:
 
 _tmp_counter = count(1)
 
+# Fast path: a batch none of whose keys is in the raw table yet is COPYed straight into it (no temporary
+# table, no second copy of every row). Decided on a sample of its keys (the first PEEK_RECORDS, and for a
+# batch held in a list, PEEK_RECORDS spread over all of it); keys that turn out to exist after all are put
+# right after the COPY (their rows are removed again where the delivery equals the latest version).
+PEEK_RECORDS = 1000
+
+# The version a key's delivery is compared with: all the versions of its latest batch, in the order
+# staging picks the latest (macro latest_version: extracted_at desc, batch_id desc). A batch normally
+# carries one version of a key; when it carries several (ambiguous, flagged by the raw suites), the set of
+# them is the delivery. `{incoming}` yields (record_key, hashes); `{other}` excludes the batch itself.
+_UNCHANGED_KEYS = """
+select incoming.record_key
+from ({incoming}) as incoming
+cross join lateral (
+    select array_agg(versions.content_hash order by versions.content_hash) as hashes
+    from (
+        select landed.content_hash, rank() over (order by landed.extracted_at desc, landed.batch_id desc) as recency
+        from {raw} as landed
+        where landed.record_key = incoming.record_key {other}
+    ) as versions
+    where versions.recency = 1
+) as latest
+where latest.hashes = incoming.hashes
+"""
+
+
+def _unchanged_keys(raw: sql.Composable, incoming: sql.Composable, other: sql.Composable) -> sql.Composed:
+    return sql.SQL(_UNCHANGED_KEYS).format(raw=raw, incoming=incoming, other=other)
+
 
 def write_batch(
     conn: psycopg.Connection,
@@ -150,48 +182,44 @@ def write_batch(
 ) -> BatchStats:
     """Write one batch inside the caller's open transaction; returns its counts.
 
+    A record is a duplicate when its key's latest version (extracted_at, then batch_id) has the same
+    content; otherwise it lands as a new version (A, then B, then A again: three versions, A current).
+    Loaders of one raw table take turns (a transaction-scoped advisory lock, held to the caller's commit),
+    so each compares with what the one before it committed, and `extracted_at` is taken after the lock.
+
     The ledger row is inserted as `running` and set to `succeeded` at the end of this function, so if
     the caller's transaction fails nothing of the batch remains (the caller records the failure).
     """
     ensure_raw_table(conn, source, stream)
-    get_key = key_getter(key)
-    batch_id = conn.execute(
+    raw = raw_table(source, stream)
+    conn.execute("select pg_advisory_xact_lock(hashtext('crm_warehouse.load'), hashtext(%s))",
+                 (raw_table_name(source, stream),))
+    batch_id, extracted_at = conn.execute(
         "insert into ops.batches (source, stream, window_start, window_end, cursor_before, source_uri)"
-        " values (%s, %s, %s, %s, %s, %s) returning batch_id",
+        " values (%s, %s, %s, %s, %s, %s) returning batch_id, clock_timestamp()",
         (source, stream, window[0], window[1], Jsonb(cursor_before), source_uri),
-    ).fetchone()[0]
+    ).fetchone()
     stats = BatchStats(source, stream, batch_id)
-
     started = time.perf_counter()
-    tmp = f"_crm_load_{next(_tmp_counter)}"
-    # payload is jsonb already in the temporary table: PostgreSQL parses it while the COPY streams (on its
-    # own core, overlapping this loop's hashing) instead of afterwards in the insert, while Python waits.
-    conn.execute(
-        sql.SQL(
-            "create temp table {} (record_key text, content_hash text, payload jsonb,"
-            " source_object text, source_uri text, source_position text) on commit drop"
-        ).format(sql.Identifier(tmp))
-    )
+
     quarantine: list[tuple[str | None, str, str]] = []
     seen: set[bytes] = set()
-    profile: dict[str, set[str]] = {}
     pairs: set[tuple[str, type]] = set()
-    pairs_seen = 0
-    nested: list[str] = []
     nested_pairs: dict[str, set[tuple[str, type]]] = {}
-    sha256 = hashlib.sha256
-    received = 0
-    duplicates_in_batch = 0
-    buffer: list[bytes] = []
-    encode = canonical_json_bytes
-    with conn.cursor().copy(
-        sql.SQL(
-            "copy {} (record_key, content_hash, payload, source_object, source_uri, source_position)"
-            " from stdin"
-        ).format(sql.Identifier(tmp))
-    ) as copy:
+    counts = {"received": 0}
+    get_key = key_getter(key)
+
+    def prepared(records: Iterable[Record]) -> Iterator[tuple[str, bytes]]:
+        """(record_key, COPY line without its end) of every storable record not seen before in the batch;
+        quarantines the others and profiles the schema."""
+        sha256 = hashlib.sha256
+        encode = canonical_json_bytes
+        received = 0
+        pairs_seen = 0
+        nested: list[str] = []
         for rec in records:
             received += 1
+            counts["received"] = received
             payload = rec.payload
             if rec.error is not None:
                 quarantine.append((rec.source_position, rec.error, _safe_text(rec.raw_text or payload)))
@@ -231,10 +259,8 @@ def write_batch(
             # identifies a (key, hash) pair; 16 of its bytes keep memory small on million-row files.
             ident = raw_digest[:16]
             if ident in seen:
-                duplicates_in_batch += 1
                 continue
             seen.add(ident)
-            digest = raw_digest.hex()
             if track_schema and (received <= SCHEMA_FULL_SCAN or not received % SCHEMA_STRIDE):
                 pairs.update(zip(payload.keys(), map(type, payload.values()), strict=True))
                 if len(pairs) != pairs_seen:  # a new (field, type): look for new nested objects
@@ -247,33 +273,77 @@ def write_batch(
                             zip(inner.keys(), map(type, inner.values()), strict=True))
             if b"\\" in data:
                 data = data.replace(b"\\", b"\\\\")
-            buffer.append(
-                b"%s\t%s\t%s\t%s\n" % (_esc(record_key).encode(), digest.encode(), data,
-                                         (rec.tail if rec.tail is not None else _tail(rec)))
-            )
-            if len(buffer) >= COPY_CHUNK:
+            yield record_key, b"%s\t%s\t%s\t%s" % (
+                _esc(record_key).encode(), raw_digest.hex().encode(), data,
+                (rec.tail if rec.tail is not None else _tail(rec)))
+
+    lines = prepared(records)
+    peeked = list(islice(lines, PEEK_RECORDS))
+    sample = [k for k, _ in peeked]
+    if isinstance(records, Sequence) and len(records) > PEEK_RECORDS:
+        sample += _sample_keys(records, get_key)
+    fast = not sample or not _existing_keys(conn, raw, sample, limit=1)
+
+    copy_columns = "record_key, content_hash, payload, source_object, source_uri, source_position"
+    if fast:
+        target = raw
+        copy_columns += ", batch_id, extracted_at"
+        end = b"\t%d\t%s\n" % (batch_id, extracted_at.isoformat().encode())
+        keys: list[str] | None = []
+    else:
+        target = sql.Identifier(f"_crm_load_{next(_tmp_counter)}")
+        # payload is jsonb already in the temporary table: PostgreSQL parses it while the COPY streams (on its
+        # own core, overlapping this loop's hashing) instead of afterwards in the insert, while Python waits.
+        conn.execute(
+            sql.SQL(
+                "create temp table {} (record_key text, content_hash text, payload jsonb,"
+                " source_object text, source_uri text, source_position text) on commit drop"
+            ).format(target)
+        )
+        end = b"\n"
+        keys = None
+
+    copied = 0
+    with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(copy_columns))) as copy:
+        buffer: list[bytes] = []
+        for record_key, line in chain(peeked, lines):
+            buffer.append(line)
+            buffer.append(end)
+            if keys is not None:
+                keys.append(record_key)
+            if len(buffer) >= 2 * COPY_CHUNK:
                 copy.write(b"".join(buffer))
+                copied += len(buffer) // 2
                 buffer.clear()
         if buffer:
             copy.write(b"".join(buffer))
-            buffer.clear()
+            copied += len(buffer) // 2
+    del peeked
 
     copied_at = time.perf_counter()
-    cur = conn.execute(
-        sql.SQL(
-            "insert into {raw} (record_key, content_hash, payload, source_object, batch_id, source_uri,"
-            " source_position) select record_key, content_hash, payload, source_object, %s,"
-            " source_uri, source_position from {tmp} on conflict (record_key, content_hash) do nothing"
-        ).format(raw=raw_table(source, stream), tmp=sql.Identifier(tmp)),
-        (batch_id,),
-    )
-    loaded = cur.rowcount
+    if fast:
+        loaded = copied - _put_right(conn, raw, batch_id, keys or [])
+    else:
+        unchanged = _unchanged_keys(
+            raw,
+            sql.SQL("select record_key, array_agg(content_hash order by content_hash) as hashes from {} "
+                    "group by record_key").format(target),
+            sql.SQL(""))
+        loaded = conn.execute(
+            sql.SQL(
+                "with unchanged as materialized ({unchanged}) insert into {raw} (record_key, content_hash, payload,"
+                " source_object, batch_id, extracted_at, source_uri, source_position) select record_key,"
+                " content_hash, payload, source_object, %s, %s, source_uri, source_position from {tmp} as incoming"
+                " where not exists (select from unchanged where unchanged.record_key = incoming.record_key)"
+            ).format(raw=raw, tmp=target, unchanged=unchanged),
+            (batch_id, extracted_at),
+        ).rowcount
     inserted_at = time.perf_counter()
-    stats.received = received
+    stats.received = counts["received"]
     stats.loaded = loaded
     stats.quarantined = len(quarantine)
-    stats.duplicate = received - loaded - len(quarantine)
-    assert stats.duplicate >= duplicates_in_batch, "loader count mismatch"
+    stats.duplicate = stats.received - loaded - len(quarantine)
+    assert stats.duplicate >= stats.received - len(quarantine) - copied, "loader count mismatch"
 
     if quarantine:
         with conn.cursor().copy(
@@ -284,6 +354,7 @@ def write_batch(
 
     schema_profile = None
     if track_schema and seen:
+        profile: dict[str, set[str]] = {}
         for name, typ in pairs:
             profile.setdefault(name, set()).add(_JSON_TYPES.get(typ, typ.__name__))
         for parent, inner_pairs in nested_pairs.items():
@@ -300,11 +371,75 @@ def write_batch(
          Jsonb(schema_profile) if schema_profile is not None else None, batch_id),
     )
     log.info(
-        "%s.%s batch %s: received %s, loaded %s, duplicate %s, quarantined %s (hash+copy %.1fs, insert %.1fs)",
+        "%s.%s batch %s: received %s, loaded %s, duplicate %s, quarantined %s (%s: hash+copy %.1fs, %s %.1fs)",
         source, stream, batch_id, stats.received, stats.loaded, stats.duplicate, stats.quarantined,
-        copied_at - started, inserted_at - copied_at,
+        "straight into raw" if fast else "via a temporary table", copied_at - started,
+        "check" if fast else "insert", inserted_at - copied_at,
     )
     return stats
+
+
+def _sample_keys(records: Sequence[Record], get_key: Callable[[dict], Any]) -> list[str]:
+    """Keys of PEEK_RECORDS records spread over a batch held in memory."""
+    keys = []
+    for rec in records[:: max(1, len(records) // PEEK_RECORDS)]:
+        if rec.error is None and isinstance(rec.payload, dict):
+            try:
+                value = get_key(rec.payload)
+            except Exception:  # quarantined by the loop
+                continue
+            if value not in (None, ""):
+                keys.append(value if isinstance(value, str) else str(value))
+    return keys
+
+
+PROBE_CHUNK = 10_000  # keys per probe query (small enough that PostgreSQL does not JIT-compile it)
+
+
+def _existing_keys(conn: psycopg.Connection, raw: sql.Composable, keys: list[str], *, before_batch: int | None = None,
+                   limit: int | None = None) -> list[str]:
+    """Which of `keys` have a row in the raw table (in a batch before `before_batch`). One probe of the
+    primary key's index per key (a lateral subquery with `limit` is never turned into a join, which the
+    planner would answer with a scan of the whole table)."""
+    unique = sorted(set(keys))
+    found: list[str] = []
+    for at in range(0, len(unique), PROBE_CHUNK):
+        found += [row[0] for row in conn.execute(
+            sql.SQL(
+                "select key from unnest(%(keys)b::text[]) as keys (key) cross join lateral (select from {} as landed"
+                " where landed.record_key = keys.key{} limit 1) as found{}"
+            ).format(raw, sql.SQL(" and landed.batch_id < %(batch)s" if before_batch is not None else ""),
+                     sql.SQL(" limit %(limit)s" if limit is not None else "")),
+            {"keys": unique[at:at + PROBE_CHUNK], "batch": before_batch, "limit": limit})]
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def _put_right(conn: psycopg.Connection, raw: sql.Composable, batch_id: int, keys: list[str]) -> int:
+    """After a COPY straight into raw: the keys of the batch that were there before after all get the
+    treatment of the temporary-table path (their rows go again where the delivery equals the latest
+    version). Returns the rows removed. Earlier versions have lower batch ids (ids are taken under the
+    loader's lock), so `batch_id < %s` keeps the probe inside the primary key's index."""
+    existed = _existing_keys(conn, raw, keys, before_batch=batch_id)
+    if not existed:
+        return 0
+    unchanged = _unchanged_keys(
+        raw,
+        sql.SQL("select keys.record_key, batch.hashes from unnest(%(existed)s::text[]) as keys (record_key)"
+                " cross join lateral (select array_agg(content_hash order by content_hash) as hashes from {}"
+                " as landed where landed.record_key = keys.record_key and landed.batch_id = %(batch)s) as batch"
+                ).format(raw),
+        sql.SQL("and landed.batch_id <> %(batch)s"))
+    removed = conn.execute(
+        sql.SQL("delete from {raw} where ctid = any(array(select landed.ctid from ({unchanged}) as unchanged"
+                " cross join lateral (select ctid from {raw} as landed where landed.record_key = unchanged.record_key"
+                " and landed.batch_id = %(batch)s) as landed))").format(raw=raw, unchanged=unchanged),
+        {"existed": existed, "batch": batch_id},
+    ).rowcount
+    log.info("batch %s: %s of its keys were in raw already (not in the sample); %s re-delivered rows removed",
+             batch_id, len(existed), removed)
+    return removed
 
 
 def _non_null(types: list[str]) -> list[str]:

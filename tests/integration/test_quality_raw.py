@@ -50,3 +50,31 @@ def test_raw_suites_reconcile_the_real_loader_with_its_ledger(fresh_db, tmp_path
     assert reconcile.unexpected_count == 3  # batch 1 short by one, batch 2 short by one, batch 999 unknown
     assert "raw.phone_system__calls.rows_reconcile_with_ledger on raw.phone_system__calls: 3 unexpected rows" \
         in result.report()
+
+
+def test_a_record_changed_back_passes_and_a_repeated_version_fails(fresh_db, tmp_path):
+    """A, then B, then A again is three versions and passes the raw suites; a batch that lands for a key
+    exactly what its previous batch landed (a re-delivery kept as a version) fails critically."""
+    with psycopg.connect(fresh_db) as conn:
+        bootstrap(conn)
+        ensure_ops_tables(conn)
+        conn.commit()
+        for duration in ("42", "43", "42"):
+            with conn.transaction():
+                write_batch(conn, "phone_system", "calls", _calls([1], duration), key="sid")
+    run_end = datetime.now(UTC) + timedelta(hours=1)
+    result = run_gate(fresh_db, run_id="aba", run_end=run_end, docs_dir=tmp_path / "aba")
+    raw = {o.check: o for o in result.outcomes if o.suite == "raw.phone_system__calls"}
+    assert raw["redelivery_is_no_new_version"].success and raw["record_version_unique"].success, result.report()
+    assert all(o.success for o in raw.values() if o.severity == "critical"), result.report()
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # the last version landed once more, as batch 4
+        conn.execute("insert into ops.batches (source, stream, received, loaded, status) values"
+                     " ('phone_system', 'calls', 1, 1, 'succeeded')")
+        conn.execute("insert into raw.phone_system__calls (record_key, content_hash, payload, batch_id, extracted_at)"
+                     " select record_key, content_hash, payload, 4, clock_timestamp() from raw.phone_system__calls"
+                     " where batch_id = 3")
+    result = run_gate(fresh_db, run_id="repeated", run_end=run_end, docs_dir=tmp_path / "repeated")
+    failed = {(o.suite, o.check): o for o in result.critical_failures}
+    assert failed[("raw.phone_system__calls", "redelivery_is_no_new_version")].unexpected_count == 1
+    assert ("raw.phone_system__calls", "rows_reconcile_with_ledger") not in failed

@@ -334,10 +334,12 @@ def _load(conn: psycopg.Connection, cfg: Feed, remote: str, local: str, size: in
     When rows had to be quarantined, `recheck()` may say the transfer was damaged: then nothing commits."""
     layout, rows = read_rows(local, required_column=cfg.key)
 
+    lineage = lineage_tail(cfg.name, remote, "")  # the feed and path, escaped once per file
+
     def records() -> Iterator[Record]:
         for row in rows:
-            position = str(row.line)
-            tail = lineage_tail(cfg.name, remote, position)
+            position = str(row.line)  # digits: nothing to escape
+            tail = lineage + position.encode()
             if row.error:
                 yield Record(None, cfg.name, remote, position, error=row.error, raw_text=row.raw, tail=tail)
             else:

@@ -209,9 +209,9 @@ def write_batch(
     counts = {"received": 0}
     get_key = key_getter(key)
 
-    def prepared(records: Iterable[Record]) -> Iterator[tuple[str, bytes]]:
-        """(record_key, COPY line without its end) of every storable record not seen before in the batch;
-        quarantines the others and profiles the schema."""
+    def prepared(records: Iterable[Record]) -> Iterator[tuple[str, bytes, bytes]]:
+        """(record_key, the key in COPY form, COPY line without its end) of every storable record not seen
+        before in the batch; quarantines the others and profiles the schema."""
         sha256 = hashlib.sha256
         encode = canonical_json_bytes
         received = 0
@@ -273,13 +273,13 @@ def write_batch(
                             zip(inner.keys(), map(type, inner.values()), strict=True))
             if b"\\" in data:
                 data = data.replace(b"\\", b"\\\\")
-            yield record_key, b"%s\t%s\t%s\t%s" % (
-                _esc(record_key).encode(), raw_digest.hex().encode(), data,
-                (rec.tail if rec.tail is not None else _tail(rec)))
+            copy_key = _esc(record_key).encode()
+            yield record_key, copy_key, b"%s\t%s\t%s\t%s" % (
+                copy_key, raw_digest.hex().encode(), data, (rec.tail if rec.tail is not None else _tail(rec)))
 
     lines = prepared(records)
     peeked = list(islice(lines, PEEK_RECORDS))
-    sample = [k for k, _ in peeked]
+    sample = [k for k, _, _ in peeked]
     if isinstance(records, Sequence) and len(records) > PEEK_RECORDS:
         sample += _sample_keys(records, get_key)
     fast = not sample or not _existing_keys(conn, raw, sample, limit=1)
@@ -289,7 +289,7 @@ def write_batch(
         target = raw
         copy_columns += ", batch_id, extracted_at"
         end = b"\t%d\t%s\n" % (batch_id, extracted_at.isoformat().encode())
-        keys: list[str] | None = []
+        keys: list[bytes] | None = []
     else:
         target = sql.Identifier(f"_crm_load_{next(_tmp_counter)}")
         # payload is jsonb already in the temporary table: PostgreSQL parses it while the COPY streams (on its
@@ -306,11 +306,11 @@ def write_batch(
     copied = 0
     with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(copy_columns))) as copy:
         buffer: list[bytes] = []
-        for record_key, line in chain(peeked, lines):
+        for _, copy_key, line in chain(peeked, lines):
             buffer.append(line)
             buffer.append(end)
             if keys is not None:
-                keys.append(record_key)
+                keys.append(copy_key)
             if len(buffer) >= 2 * COPY_CHUNK:
                 copy.write(b"".join(buffer))
                 copied += len(buffer) // 2
@@ -416,12 +416,26 @@ def _existing_keys(conn: psycopg.Connection, raw: sql.Composable, keys: list[str
     return found
 
 
-def _put_right(conn: psycopg.Connection, raw: sql.Composable, batch_id: int, keys: list[str]) -> int:
+def _put_right(conn: psycopg.Connection, raw: sql.Composable, batch_id: int, copy_keys: list[bytes]) -> int:
     """After a COPY straight into raw: the keys of the batch that were there before after all get the
     treatment of the temporary-table path (their rows go again where the delivery equals the latest
-    version). Returns the rows removed. Earlier versions have lower batch ids (ids are taken under the
-    loader's lock), so `batch_id < %s` keeps the probe inside the primary key's index."""
-    existed = _existing_keys(conn, raw, keys, before_batch=batch_id)
+    version). Returns the rows removed. The batch's keys are COPYed into a temporary table (`copy_keys`
+    are in COPY form already) and probed one by one in the primary key's index: earlier versions have
+    lower batch ids (ids are taken under the loader's lock), so `batch_id < batch` stays inside it."""
+    if not copy_keys:
+        return 0
+    keys_table = sql.Identifier(f"_crm_keys_{next(_tmp_counter)}")
+    conn.execute(sql.SQL("create temp table {} (record_key text) on commit drop").format(keys_table))
+    with conn.cursor().copy(sql.SQL("copy {} (record_key) from stdin").format(keys_table)) as copy:
+        for at in range(0, len(copy_keys), 10 * COPY_CHUNK):
+            copy.write(b"\n".join(copy_keys[at:at + 10 * COPY_CHUNK]) + b"\n")
+    # one probe per key is cheap; compiling the query with JIT (its estimated cost is high) is not
+    jit = conn.execute("select current_setting('jit'), set_config('jit', 'off', true)").fetchone()[0]
+    existed = [row[0] for row in conn.execute(
+        sql.SQL("select distinct keys.record_key from {keys} as keys cross join lateral (select from {raw} as"
+                " landed where landed.record_key = keys.record_key and landed.batch_id < %s limit 1) as found"
+                ).format(keys=keys_table, raw=raw), (batch_id,))]
+    conn.execute("select set_config('jit', %s, true)", (jit,))
     if not existed:
         return 0
     unchanged = _unchanged_keys(

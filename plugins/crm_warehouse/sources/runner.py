@@ -9,6 +9,9 @@ and raises RateLimitDeferred carrying the saved position.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +27,13 @@ from crm_warehouse.load import (
     save_state,
     write_batch,
 )
-from crm_warehouse.sources.base import ConnInfo, Source, StreamContext, connection_info, iso
+from crm_warehouse.sources.base import Chunk, ConnInfo, Source, StreamContext, connection_info, iso
 from crm_warehouse.warehouse import WarehouseUnavailable
 
 log = logging.getLogger(__name__)
 
 FLUSH_RECORDS = 50_000
+READ_AHEAD_RECORDS = 25_000  # records fetched ahead (in whole pages) while a batch loads
 PROGRESS_EVERY = 20  # pages between progress lines in the task log
 
 
@@ -129,8 +133,9 @@ def run_source_stream(
             cursor_before = after
             stats["cursor"] = after
 
+        ahead = read_ahead(spec.extract(ctx), READ_AHEAD_RECORDS)
         try:
-            for chunk in spec.extract(ctx):
+            for chunk in ahead:
                 stats["pages"] += 1
                 for table, records in chunk.records.items():
                     buffer[table].extend(records)
@@ -167,11 +172,68 @@ def run_source_stream(
         except Exception as exc:
             _record_failure(conn, source.name, stream, (window_start, window_end), cursor_before, exc)
             raise
+        finally:
+            ahead.close()  # stops the read-ahead thread when the load stopped early
         stats.update(requests=client.requests_made, retries=client.retries)
     log.info("%s.%s [%s, %s): received %s, loaded %s, duplicate %s, quarantined %s in %s pages (%s requests, "
              "%s retries)", source.name, stream, *window_key, stats["received"], stats["loaded"],
              stats["duplicate"], stats["quarantined"], stats["pages"], stats["requests"], stats["retries"])
     return stats
+
+
+def read_ahead(chunks: Iterator[Chunk], records: int) -> Iterator[Chunk]:
+    """The chunks of an extractor, fetched by a thread up to about `records` records ahead (as many pages as
+    the first page's size makes that, at least two), so the HTTP requests and their decoding overlap the
+    loading of the batch before them (PostgreSQL and the vendor work meanwhile).
+
+    The extractor's first chunk is taken here, in the caller's thread: whatever an extractor reads from the
+    warehouse before its first page (e.g. the posts whose comments it fetches) is read before any batch is
+    written. An exception of the extractor (a rate limit that defers, an error) is raised here after the
+    chunks fetched before it, as if there were no thread. Stopping early (the consumer failed) stops the
+    thread after the request it is in."""
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return
+    page_size = sum(len(r) for r in first.records.values())
+    pages: queue.Queue = queue.Queue(maxsize=max(2, records // max(1, page_size)))
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    break
+            else:
+                put((None, None))
+        except BaseException as exc:  # handed to the consumer, raised there in order
+            put((None, exc))
+        finally:
+            chunks.close()
+
+    worker = threading.Thread(target=fetch, name="crm-read-ahead", daemon=True)
+    worker.start()
+    try:
+        yield first
+        while True:
+            chunk, error = pages.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -37,8 +37,10 @@ What is measured:
   single-header and tab variants.
 - **ours**: `crm_warehouse.sources.run_stream("phone_system", "calls", ...)` over the world's whole window, and
   `crm_warehouse.files.run_feed("survey_vendor")`, as the DAGs call them: canonical JSON, sha256 content hash,
-  schema profile, `COPY` into a temporary table, `insert ... on conflict do nothing` into
-  `raw.<source>__<stream>`, ledger and cursor in the same transaction (calls: a commit every 50,000 records).
+  schema profile, each key compared with its latest version (a probe of a sample of the batch's keys; when
+  none is in the table yet, `COPY` straight into `raw.<source>__<stream>` and one index probe per key
+  afterwards, else `COPY` into a temporary table and an insert of the new versions), ledger and cursor in
+  the same transaction (calls: a commit every 50,000 records, the next pages fetched by a thread meanwhile).
 - **dlt**: dlt {_dlt_version(rows)} in its own virtualenv (`bench/dlt_pipeline.py`): a `requests` generator paging
   the same API (survey: paramiko download, decompression, decoding and `csv` parsing of the same files) as a
   dlt resource, each record as one `json` column (jsonb) beside its key, `write_disposition="append"` (no

@@ -50,16 +50,49 @@ def test_parse_time_per_file_is_reported(dagbag, record_property):
         record_property(f"parse_seconds[{name}]", round(seconds, 3))
 
 
-def test_transform_dag_renders_every_dbt_model_as_a_task(dagbag, dbt_manifest):
+def test_transform_dag_builds_every_dbt_model_in_one_task_and_no_test(dagbag, dbt_manifest, tmp_path):
+    """One `dbt build` task builds every model, seed and snapshot of the project (dbt's own selection, `dbt ls`
+    with the task's flags, against the manifest) and no data or unit test (those are the gate's), between
+    `enrich` and `quality_gate`; `full_refresh` comes from the run's conf."""
+    import copy
     import json
+    import subprocess
+    import sys
 
-    models = {n["name"] for n in json.loads(dbt_manifest.read_text())["nodes"].values()
-              if n["resource_type"] == "model" and n["package_name"] == "crm_warehouse"}
-    task_ids = {t.task_id for t in dagbag.dags["transform_warehouse"].tasks}
-    missing = {m for m in models if not any(f".{m}" in t for t in task_ids)}
-    assert not missing, f"models without a task: {sorted(missing)}"
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    dag = dagbag.dags["transform_warehouse"]
+    build = dag.get_task("dbt_build")
+    assert isinstance(build, DbtBuildLocalOperator)
+    assert not (getattr(build, "select", None) or getattr(build, "exclude", None) or getattr(build, "selector", None))
+    assert build.upstream_task_ids == {"enrich"} and build.downstream_task_ids == {"quality_gate"}
+    dbt_tasks = [t.task_id for t in dag.tasks if t.task_id != "dbt_docs" and type(t).__module__.startswith("cosmos.")]
+    assert dbt_tasks == ["dbt_build"], f"one dbt task builds the project, not {dbt_tasks}"
     for step in ("enrich", "quality_gate", "publish", "dbt_docs"):
-        assert step in task_ids
+        assert step in dag.task_ids
+
+    manifest = json.loads(dbt_manifest.read_text())
+    nodes = [*manifest["nodes"].values(), *manifest["unit_tests"].values()]
+    project = {(n["resource_type"], n["name"]) for n in nodes if n["package_name"] == "crm_warehouse"}
+    expected = {(kind, name) for kind, name in project if kind in {"model", "seed", "snapshot"}}
+    assert {kind for kind, _ in expected} == {"model", "seed", "snapshot"}, expected
+    assert any(kind == "test" for kind, _ in project) and any(kind == "unit_test" for kind, _ in project)
+    dbt_dir = ROOT / "dbt_project"
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "ls", "--project-dir", str(dbt_dir), "--profiles-dir",
+         str(dbt_dir), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path),
+         "--output", "json", "--output-keys", "resource_type", "name", "package_name", "--quiet", *build.dbt_cmd_flags],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DO_NOT_TRACK": "1"},
+    )
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-2000:]
+    built = {(n["resource_type"], n["name"]) for n in map(json.loads, listed.stdout.splitlines())
+             if n["package_name"] == "crm_warehouse"}
+    assert built == expected, f"built but not expected: {built - expected}; not built: {expected - built}"
+
+    for conf, flagged in (({}, False), ({"full_refresh": True}, True)):
+        run = copy.copy(build)
+        run.full_refresh = build.render_template(build.full_refresh, {"dag_run": type("Run", (), {"conf": conf})()})
+        assert ("--full-refresh" in run.add_cmd_flags()) == flagged, (conf, run.full_refresh)
 
 
 def test_extract_dags_cover_every_registered_stream(dagbag):

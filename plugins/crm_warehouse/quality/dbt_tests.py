@@ -4,7 +4,8 @@ CheckOutcome next to the Great Expectations checks.
 
 Why in the gate and not in the dbt tasks: a failing test inside a model's task fails that task, so the
 gate never runs and the operator gets no verdict (which checks, how many rows, where the Data Docs are).
-The transform DAG therefore only builds (`dbt run` per model) and the gate runs every test at once.
+The transform DAG therefore only builds (one `dbt build` of models, seeds and snapshots) and the gate runs
+every test at once.
 
 Severity: a test whose dbt severity is `error` (the project's default) is critical and blocks publishing;
 `warn` is a warning (published, alerted). dbt unit tests check model logic on fixtures, not data: they run

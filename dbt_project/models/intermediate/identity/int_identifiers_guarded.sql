@@ -1,4 +1,4 @@
-{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
+{{ config(pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off", "set local jit = off"], post_hook="analyze {{ this }}") }}
 {#- The guard against merging strangers. An identifier shared by people who disagree is cut, not used
     as a link: a company or call-center number that many customers typed or called from, a family
     phone or email. Per strong identifier we profile the records carrying it and the records directly
@@ -11,7 +11,11 @@
       - more than var identity_max_contacts_per_identifier distinct contacts of one kind, or
       - at least two people by name and at least two contacts of one kind (two people: the names and
         contacts disagree).
-    One person with two emails, or with a short and a full spelling of one name, is not cut. -#}
+    One person with two emails, or with a short and a full spelling of one name, is not cut.
+    Cost: most identifiers speak for one person, whose records agree on each contact: one hash aggregate
+    keeps the smallest and largest contact of each kind, and only the identifiers where those differ are
+    counted exactly (count(distinct) sorts). Plans are kept to hash joins (the CTEs have no statistics, and
+    sorting text in the database's collation is slow). -#}
 with
 
 identifiers as (
@@ -28,7 +32,7 @@ links as (
 
 strong as (
 
-    select * from identifiers
+    select record_id, identifier_type, identifier_value from identifiers
     where is_strong
 
 ),
@@ -71,51 +75,163 @@ reached as (
 
 ),
 
-profiled as (
+reached_profiles as materialized (
 
+    -- the contacts of the reached records, other than the identifier's own kind (a phone's readings are
+    -- not phone contacts of it)
     select
         reached.identifier_type,
-        count(*) filter (where reached.is_own) as records_count,
         reached.identifier_value,
-        array_agg(distinct record_profiles.name_key) filter (where record_profiles.name_key is not null)
-            as name_keys,
-        count(distinct record_profiles.email) filter (where reached.identifier_type <> 'email') as emails_count,
-        count(distinct record_profiles.phone) filter (where reached.identifier_type <> 'phone') as phones_count,
-        count(distinct record_profiles.customer_ref) filter (where reached.identifier_type <> 'customer_ref')
-            as customer_refs_count
+        reached.is_own,
+        record_profiles.name_key,
+        case when reached.identifier_type <> 'email' then record_profiles.email end as email,
+        case when reached.identifier_type <> 'phone' then record_profiles.phone end as phone,
+        case when reached.identifier_type <> 'customer_ref' then record_profiles.customer_ref end as customer_ref
 
     from reached
     left join record_profiles
         on record_profiles.record_id = reached.reached_record_id
-    group by reached.identifier_type, reached.identifier_value
+
+),
+
+summarised as (
+
+    select
+        identifier_type,
+        identifier_value,
+        count(*) filter (where is_own) as records_count,
+        min(name_key collate "C") as min_name_key,
+        max(name_key collate "C") as max_name_key,
+        min(email collate "C") as min_email,
+        max(email collate "C") as max_email,
+        min(phone collate "C") as min_phone,
+        max(phone collate "C") as max_phone,
+        min(customer_ref collate "C") as min_customer_ref,
+        max(customer_ref collate "C") as max_customer_ref
+    from reached_profiles
+    group by identifier_type, identifier_value
+
+),
+
+disagreeing as materialized (
+
+    -- identifiers whose records carry two or more contacts of one kind: counted exactly below
+    select identifier_type, identifier_value
+    from summarised
+    where min_name_key <> max_name_key
+       or min_email <> max_email
+       or min_phone <> max_phone
+       or min_customer_ref <> max_customer_ref
+
+),
+
+disagreeing_profiled as materialized (
+
+    select
+        reached_profiles.identifier_type,
+        reached_profiles.identifier_value,
+        array_agg(distinct reached_profiles.name_key) filter (where reached_profiles.name_key is not null)
+            as name_keys,
+        count(distinct reached_profiles.email) as emails_count,
+        count(distinct reached_profiles.phone) as phones_count,
+        count(distinct reached_profiles.customer_ref) as customer_refs_count
+
+    from reached_profiles
+    inner join disagreeing
+        on disagreeing.identifier_type = reached_profiles.identifier_type
+        and disagreeing.identifier_value = reached_profiles.identifier_value
+    group by reached_profiles.identifier_type, reached_profiles.identifier_value
+
+),
+
+identifier_names as materialized (
+
+    select identifier_type, identifier_value, unnest(name_keys) as name_key
+    from disagreeing_profiled
+    where cardinality(name_keys) >= 2
+
+),
+
+name_tokens as materialized (
+
+    -- the words of a name key, once per distinct key
+    select name_key, string_to_array(name_key, ' ') as tokens
+    from (select distinct name_key from identifier_names) as name_keys
+
+),
+
+name_words as (
+
+    select name_key, unnest(tokens) as word
+    from name_tokens
+
+),
+
+name_containments as materialized (
+
+    -- pairs of distinct name keys where the longer has every word of the shorter ("chris" in "chris
+    -- collins"): it has the shorter's first word
+    select shorter.name_key as shorter_name_key, longer.name_key as longer_name_key
+    from name_tokens as shorter
+    inner join name_words as longer_words
+        on longer_words.word = shorter.tokens[1]
+    inner join name_tokens as longer
+        on longer.name_key = longer_words.name_key
+    where longer.name_key <> shorter.name_key
+      and longer.tokens @> shorter.tokens
+
+),
+
+longer_names as materialized (
+
+    -- the keys each name key of an identifier contains (a key contains few others, while a common first
+    -- name is in thousands of keys: this side first)
+    select identifier_names.identifier_type, identifier_names.identifier_value, name_containments.shorter_name_key
+    from identifier_names
+    inner join name_containments
+        on name_containments.longer_name_key = identifier_names.name_key
+
+),
+
+contained_counted as (
+
+    -- name keys of an identifier that another key of the same identifier contains
+    select identifier_type, identifier_value, count(distinct shorter_name_key) as contained_names_count
+    from longer_names
+    where exists (
+        select 1 from identifier_names as shorter
+        where shorter.identifier_type = longer_names.identifier_type
+          and shorter.identifier_value = longer_names.identifier_value
+          and shorter.name_key = longer_names.shorter_name_key
+    )
+    group by identifier_type, identifier_value
 
 ),
 
 counted as (
 
     select
-        identifier_type,
-        identifier_value,
-        records_count,
+        summarised.identifier_type,
+        summarised.identifier_value,
+        summarised.records_count,
         -- people by name: name keys that no other key of the identifier contains
-        case
-            when coalesce(cardinality(name_keys), 0) < 2 then coalesce(cardinality(name_keys), 0)
-            else (
-                select count(*)
-                from unnest(name_keys) as shorter (name_key)
-                where not exists (
-                    select 1
-                    from unnest(name_keys) as longer (name_key)
-                    where longer.name_key <> shorter.name_key
-                      and string_to_array(shorter.name_key, ' ') <@ string_to_array(longer.name_key, ' ')
-                )
-            )
-        end as names_count,
-        emails_count,
-        phones_count,
-        customer_refs_count
+        coalesce(
+            cardinality(disagreeing_profiled.name_keys) - coalesce(contained_counted.contained_names_count, 0),
+            (summarised.min_name_key is not null)::integer
+        ) as names_count,
+        coalesce(disagreeing_profiled.emails_count, (summarised.min_email is not null)::integer) as emails_count,
+        coalesce(disagreeing_profiled.phones_count, (summarised.min_phone is not null)::integer) as phones_count,
+        coalesce(
+            disagreeing_profiled.customer_refs_count, (summarised.min_customer_ref is not null)::integer
+        ) as customer_refs_count
 
-    from profiled
+    from summarised
+    left join disagreeing_profiled
+        on disagreeing_profiled.identifier_type = summarised.identifier_type
+        and disagreeing_profiled.identifier_value = summarised.identifier_value
+    left join contained_counted
+        on contained_counted.identifier_type = summarised.identifier_type
+        and contained_counted.identifier_value = summarised.identifier_value
 
 ),
 

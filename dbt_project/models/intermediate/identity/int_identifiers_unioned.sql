@@ -9,7 +9,7 @@ with
 
 interactions as (
 
-    -- only the columns used: the CTE is read three times and materialised once
+    -- only the columns used: the CTE is read nine times and materialised once
     select record_id, phone_raw, email, social_handle, x_user_id, facebook_user_id, linkedin_member_urn,
         customer_ref, person_name
     from {{ ref('int_interactions_unioned') }}
@@ -25,18 +25,31 @@ phone_numbers as (
 
 identifiers_without_phones as (
 
-    -- one pass over the records: each identifier column becomes a row
-    select interactions.record_id, columns.identifier_type, columns.identifier_value, true as is_exact
+    -- each identifier column becomes rows (one filtered scan of the materialized records per column: cheaper
+    -- than a values list joined to every record)
+    select record_id, 'email' as identifier_type, email as identifier_value, true as is_exact
     from interactions
-    cross join lateral (
-        values
-            ('email', interactions.email),
-            ('x_handle', interactions.social_handle),
-            ('x_user_id', interactions.x_user_id),
-            ('facebook_user_id', interactions.facebook_user_id),
-            ('linkedin_member_urn', interactions.linkedin_member_urn),
-            ('customer_ref', interactions.customer_ref)
-    ) as columns (identifier_type, identifier_value)
+    where email is not null
+    union all
+    select record_id, 'x_handle', social_handle, true
+    from interactions
+    where social_handle is not null
+    union all
+    select record_id, 'x_user_id', x_user_id, true
+    from interactions
+    where x_user_id is not null
+    union all
+    select record_id, 'facebook_user_id', facebook_user_id, true
+    from interactions
+    where facebook_user_id is not null
+    union all
+    select record_id, 'linkedin_member_urn', linkedin_member_urn, true
+    from interactions
+    where linkedin_member_urn is not null
+    union all
+    select record_id, 'customer_ref', customer_ref, true
+    from interactions
+    where customer_ref is not null
 
 ),
 
@@ -57,9 +70,10 @@ phones as (
 
 ),
 
-name_keys as (
+name_keys as materialized (
 
-    -- names repeat: the key is computed once per distinct spelling
+    -- names repeat: the key is computed once per distinct spelling (materialized: inlined, the planner
+    -- would compute it on every record, twice)
     select person_name, intermediate.crm_name_key(person_name) as name_key
     from (select distinct person_name from interactions where person_name is not null) as spellings
 

@@ -1,4 +1,7 @@
-{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
+{{ config(
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+    post_hook="analyze {{ this }}"
+) }}
 {#- The identity graph over customer records, as undirected edges (node_a, node_b):
     - one edge per record and kept strong identifier, to the identifier's anchor (its smallest record),
       so an identifier on n records makes n - 1 edges (a star), not n^2;
@@ -8,7 +11,7 @@ with
 
 interactions as (
 
-    select * from {{ ref('int_interactions_unioned') }}
+    select record_id from {{ ref('int_interactions_unioned') }}
     where is_customer_record
 
 ),
@@ -43,14 +46,28 @@ kept as (
 
 ),
 
+anchors as (
+
+    -- hash aggregate: no sort of the identifiers
+    select
+        identifier_type,
+        identifier_value,
+        min(record_id collate "C") as anchor_record_id
+    from kept
+    group by identifier_type, identifier_value
+
+),
+
 anchored as (
 
     select
-        record_id,
-        identifier_type,
-        identifier_value,
-        min(record_id collate "C") over (partition by identifier_type, identifier_value) as anchor_record_id
+        kept.record_id,
+        kept.identifier_type,
+        anchors.anchor_record_id
     from kept
+    inner join anchors
+        on anchors.identifier_type = kept.identifier_type
+        and anchors.identifier_value = kept.identifier_value
 
 ),
 

@@ -1,26 +1,89 @@
-{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
-{#- Connected components of the identity graph, computed in the database by
-    intermediate.crm_connected_components (macro create_udfs: union-find with path halving over an
-    in-memory array; 1M records in about 9 s). The cluster key is the smallest record id of the
-    component; it is not stable across runs (int_customer_ids_assigned gives the stable id). -#}
+{{ config(
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+    post_hook="analyze {{ this }}"
+) }}
+{#- Connected components of the identity graph. The records are numbered once, in byte order of their
+    record id (every record has a self edge), the other edges become pairs of numbers, and
+    intermediate.crm_union_find (macro create_udfs: union-find with path halving over an in-memory integer
+    array) gives every number the smallest number of its component. The cluster key is the smallest
+    record id of the component; it is not stable across runs (int_customer_ids_assigned gives the
+    stable id). -#}
 with
 
-components as (
+edges as (
+
+    select * from {{ ref('int_identity_edges_built') }}
+
+),
+
+nodes as materialized (
+
+    -- numbered in byte order (collation "C"), so that a component's smallest number is its smallest id
+    select
+        node_a as record_id,
+        (row_number() over (order by node_a collate "C"))::integer as node_number
+    from edges
+    where edge_type = 'self'
+
+),
+
+numbered_edges as (
 
     select
-        node as record_id,
-        component as cluster_key
-    from intermediate.crm_connected_components('{{ ref("int_identity_edges_built") }}'::regclass)
+        a.node_number as node_number_a,
+        b.node_number as node_number_b
+    from edges
+    inner join nodes as a
+        on a.record_id = edges.node_a
+    inner join nodes as b
+        on b.record_id = edges.node_b
+    where edges.edge_type <> 'self'
+
+),
+
+union_found as (
+
+    select intermediate.crm_union_find(
+        (select count(*) from nodes)::integer,
+        array_agg(node_number_a),
+        array_agg(node_number_b)
+    ) as root_numbers
+    from numbered_edges
+
+),
+
+components as materialized (
+
+    select
+        roots.node_number::integer as node_number,
+        roots.root_number
+    from union_found
+    cross join lateral unnest(union_found.root_numbers) with ordinality as roots (root_number, node_number)
+
+),
+
+component_sizes as (
+
+    select root_number, count(*) as cluster_size
+    from components
+    group by root_number
 
 ),
 
 final as (
 
     select
-        record_id,
-        cluster_key,
-        count(*) over (partition by cluster_key) as cluster_size
+        nodes.record_id,
+        roots.record_id as cluster_key,
+        component_sizes.cluster_size
+
     from components
+    inner join nodes
+        on nodes.node_number = components.node_number
+    inner join nodes as roots
+        on roots.node_number = components.root_number
+    inner join component_sizes
+        on component_sizes.root_number = components.root_number
 
 )
 

@@ -1,4 +1,8 @@
-{{ config(pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off", "set local jit = off"], post_hook="analyze {{ this }}") }}
+{{ config(
+    unlogged=true,
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off", "set local jit = off"],
+    post_hook="analyze {{ this }}"
+) }}
 {#- The guard against merging strangers. An identifier shared by people who disagree is cut, not used
     as a link: a company or call-center number that many customers typed or called from, a family
     phone or email. Per strong identifier we profile the records carrying it and the records directly

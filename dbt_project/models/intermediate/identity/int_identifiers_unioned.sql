@@ -1,4 +1,8 @@
-{{ config(pre_hook="set local work_mem = '256MB'", post_hook="analyze {{ this }}") }}
+{{ config(
+    unlogged=true,
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+    post_hook="analyze {{ this }}"
+) }}
 {#- Every identifier of every customer record. Strong identifiers (phone in E.164, canonical email,
     X user id and handle, Facebook user id, LinkedIn member URN, the website's customer_ref) can link
     records; names are weak: they only feed the guard against shared identifiers. is_exact is false for

@@ -1,4 +1,5 @@
 {{ config(
+    unlogged=true,
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
     post_hook="analyze {{ this }}"
 ) }}

@@ -4,12 +4,15 @@ prove that a re-run changes nothing."""
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from crm_warehouse import runtime
+from psycopg import sql
 
 # a failure drill (`make drills`), essential: also in `make test`
 pytestmark = pytest.mark.drill
@@ -41,7 +44,7 @@ def pipeline(world_dir, warehouse, tmp_path_factory):
 
     first = run_all("first")
     try:
-        yield {"first": first, "run_all": run_all, "home": home, "sandbox": box}
+        yield {"first": first, "run_all": run_all, "home": home, "sandbox": box, "airflow": airflow}
     finally:
         box.stop()
 
@@ -146,6 +149,44 @@ def test_docs_are_built(pipeline):
     assert "fct_complaints" in (docs / "dbt" / "index.html").read_text()
     report = (docs / "report" / "index.html").read_text()
     assert "Complaints" in report and "plotly" in report.lower()
+
+
+def test_a_failing_model_fails_the_run_naming_the_model(pipeline, warehouse, tmp_path):
+    """The whole project is one `dbt build` task: a model that fails fails that task and the run, the log
+    names the model, and nothing downstream runs (BI keeps the marts). The fault: a column added by hand to
+    an incremental model that refuses schema changes (`on_schema_change='fail'`)."""
+    import json
+
+    from crm_warehouse.settings import dbt_project_dir
+
+    manifest = json.loads((dbt_project_dir() / "target" / "manifest.json").read_text())
+    strict = sorted((n["schema"], n["name"]) for n in manifest["nodes"].values()
+                    if n["resource_type"] == "model" and n["config"].get("on_schema_change") == "fail")
+    assert strict, "no incremental model with on_schema_change='fail' to break"
+    schema, model = strict[0]
+    table = sql.Identifier(schema, model)
+    complaints = _one(warehouse, "select count(*) from marts.fct_complaints")
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(sql.SQL("alter table {} add column added_by_hand int").format(table))
+    # no retries in this run (a cluster policy of Airflow's): the DAG's retries would rebuild twice more,
+    # minutes apart, before the run fails
+    airflow = pipeline["airflow"]
+    (tmp_path / "airflow_local_settings.py").write_text("def task_policy(task):\n    task.retries = 0\n")
+    env = {**airflow.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), airflow.env.get("PYTHONPATH")]))}
+    try:
+        result = runtime.dags_test(runtime.TRANSFORM_DAG, logical_date=END, window=(START, END), env=env,
+                                   log=airflow.home / "logs" / f"broken-model-{runtime.TRANSFORM_DAG}.log")
+    finally:
+        with psycopg.connect(warehouse, autocommit=True) as conn:
+            conn.execute(sql.SQL("alter table {} drop column added_by_hand").format(table))
+    assert not result.ok, f"the run succeeded with a failing model; log {result.log}"
+    states = airflow.task_states(result)
+    assert states["dbt_build"] == "failed", states
+    assert states["enrich"] == "success" and states["quality_gate"] != "success" and states["publish"] != "success"
+    log = result.log.read_text(errors="replace")
+    assert re.search(rf"dbt invocation completed with errors: .*\b{model}\b", log), \
+        f"the failure does not name {model}; log {result.log}:\n{result.message}"
+    assert _one(warehouse, "select count(*) from marts.fct_complaints") == complaints
 
 
 def _secrets_of(connections: dict[str, dict]) -> dict[str, str]:

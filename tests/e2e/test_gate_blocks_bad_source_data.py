@@ -188,7 +188,7 @@ def test_bad_source_data_fails_the_run_at_the_gate_only(story):
     failed = sorted(t for t, state in gate_states.items() if state == "failed")
     assert failed == ["quality_gate"], f"{failed}; log {transform.log}"
     assert gate_states["publish"] != "success"
-    assert all(state == "success" for t, state in gate_states.items() if t.startswith("dbt.")), gate_states
+    assert gate_states["dbt_build"] == "success", gate_states  # the models built; only the checks failed
     log = transform.log.read_text(errors="replace")
     assert "starting task_id=quality_gate" in log
     assert "starting task_id=publish" not in log, "publish ran after a failed gate"

@@ -11,8 +11,9 @@
     stable id). -#}
 with
 
-edges as (
+edges as not materialized (
 
+    -- read twice from the table rather than copied once into a work table
     select * from {{ ref('int_identity_edges_built') }}
 
 ),

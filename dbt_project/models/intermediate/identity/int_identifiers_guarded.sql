@@ -22,8 +22,9 @@
     sorting text in the database's collation is slow). -#}
 with
 
-identifiers as (
+identifiers as not materialized (
 
+    -- read twice from the table rather than copied once into a work table (same for strong)
     select * from {{ ref('int_identifiers_unioned') }}
 
 ),
@@ -34,7 +35,7 @@ links as (
 
 ),
 
-strong as (
+strong as not materialized (
 
     select record_id, identifier_type, identifier_value from identifiers
     where is_strong

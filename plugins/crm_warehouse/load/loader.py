@@ -318,11 +318,12 @@ def write_batch(
         if buffer:
             copy.write(b"".join(buffer))
             copied += len(buffer) // 2
+    sampled_all = copied == len(peeked)  # every key of the batch was in the probed sample
     del peeked
 
     copied_at = time.perf_counter()
     if fast:
-        loaded = copied - _put_right(conn, raw, batch_id, keys or [])
+        loaded = copied if sampled_all else copied - _put_right(conn, raw, batch_id, keys or [])
     else:
         unchanged = _unchanged_keys(
             raw,

@@ -11,6 +11,7 @@ last success), the transform run, and the whole; counted: tasks per worker.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,10 @@ def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str,
     start = datetime.fromisoformat(params["start"]).replace(tzinfo=UTC)
     end = start + timedelta(days=params["days"])
     redis.Redis.from_url(redis_url).flushdb()
+    # the SFTP server's drops live in the world's folder and the extractors archive them: each run starts with
+    # the vendors' files as first delivered (else the second run finds nothing to load)
+    shutil.rmtree(world / "sftp_root", ignore_errors=True)
+    (world / "sftp_drops.json").unlink(missing_ok=True)
     box = Sandbox(world)
     box.start()
     metadata_url = runtime.create_database(admin, "crm_bench_meta")
@@ -89,6 +94,13 @@ def run(*, quick: bool = False, pg_url: str | None = None, worlds: tuple[str, ..
             result = run_one(world, params, workers, admin, redis_url, work)
             log(f"pipeline: {result['total_s']:.0f} s (extract {result['extract_s']:.0f} s, transform "
                 f"{result['transform_s']:.0f} s), tasks per worker {result['hosts']}")
+            first = next((r for r in rows if r["world"] == name), None)
+            if first and (first["raw"], first["interactions"]) != (result["raw"], result["interactions"]):
+                raise RuntimeError(
+                    f"world {name}: {workers} workers landed {result['raw']:,} raw records and built "
+                    f"{result['interactions']:,} interactions, {first['workers']} worker(s) "
+                    f"{first['raw']:,} and {first['interactions']:,}: the same world must give the same "
+                    f"warehouse; logs in {work}")
             rows.append({"world": name, "params": params, **result})
     return {"admin": admin, "rows": rows}
 

@@ -35,7 +35,11 @@ def _run_as() -> dict:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port`. It sets SO_REUSEADDR, as the probe does: just after the server
+    stopped, the connections it closed (FIN-WAIT-2 until their clients close, then TIME_WAIT) make a plain
+    bind report the port busy, and the server would come back on another port."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -7,6 +7,7 @@ prints endpoints, ports and credentials, and serves until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack to stderr
     try:
         while not stop.wait(0.5):
             pass

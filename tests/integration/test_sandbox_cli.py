@@ -35,12 +35,20 @@ def _serve(cmd: list[str], env: dict | None = None) -> tuple[subprocess.Popen, d
 
 def _stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
+    # communicate, not wait: it drains both pipes, so a sandbox writing to a full pipe cannot look like one that
+    # does not stop, and what it wrote is in the message either way
     try:
-        rc = proc.wait(timeout=20)
+        _, err = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert rc == 0, proc.stderr.read()
+        proc.send_signal(signal.SIGUSR1)  # the sandbox dumps every thread's stack (faulthandler) to stderr
+        try:
+            _, err = proc.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        stacks = f"; its threads when killed:\n{err[-4000:]}" if err else ""
+        raise AssertionError(f"the sandbox did not stop within 20 s of Ctrl-C{stacks}") from None
+    assert proc.returncode == 0, err
 
 
 def test_sandbox_up_json_serves_until_interrupted(tmp_path):

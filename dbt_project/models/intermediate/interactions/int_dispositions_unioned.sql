@@ -1,16 +1,31 @@
+{{ config(
+    materialized='incremental',
+    unique_key='disposition_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ int_dispositions_changes() }}"
+) }}
+-- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Both wrap-up feeds (phone system API and the call center's SFTP CSV) in one shape, with the
-    record each case is about resolved to a record id (CONTRACTS section 4). -#}
+    record each case is about resolved to a record id (CONTRACTS section 4).
+    Incremental (macros/incremental): a run rewrites the dispositions with a raw row since the last run. #}
 with
 
 phone_system as (
 
     select * from {{ ref('stg_phone_system__dispositions') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_dispositions_changed') }}
+    {% endif %}
 
 ),
 
 call_center as (
 
     select * from {{ ref('stg_sftp_call_center__dispositions') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_dispositions_changed') }}
+    {% endif %}
 
 ),
 

@@ -1,53 +1,88 @@
+{{ config(
+    materialized='incremental',
+    unique_key='record_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ int_interactions_changes() }}"
+) }}
+-- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Every touchpoint of every channel in one shape: who (the identifiers the record carries), when,
     where, and which direction. Customer records take part in identity resolution; the company's own
-    social replies do not (they point at the record they answer: parent_record_id). -#}
+    social replies do not (they point at the record they answer: parent_record_id).
+    Incremental (macros/incremental): a run rewrites the records with a raw row since the last run, the X
+    mentions of users whose profile changed, and the social records whose sentiment score changed. #}
 with
 
 twilio_calls as (
 
     select * from {{ ref('stg_phone_system__calls') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'phone_system__calls') }}
+    {% endif %}
 
 ),
 
 call_center_calls as (
 
     select * from {{ ref('stg_sftp_call_center__calls') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'sftp_call_center__calls') }}
+    {% endif %}
 
 ),
 
 survey_responses as (
 
     select * from {{ ref('int_survey_responses_unioned') }}
+    {% if is_incremental() %}
+    where record_id in (select record_id from int_interactions_changed)
+    {% endif %}
 
 ),
 
 form_responses as (
 
     select * from {{ ref('stg_web_forms__responses') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'web_forms__responses') }}
+    {% endif %}
 
 ),
 
 x_mentions as (
 
     select * from {{ ref('stg_social_x__mentions') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'social_x__mentions') }}
+    {% endif %}
 
 ),
 
 x_users as (
 
     select * from {{ ref('stg_social_x__users') }}
+    {% if is_incremental() %}
+    -- the authors of the mentions read
+    where record_key = any(array(select author_user_id from x_mentions))
+    {% endif %}
 
 ),
 
 facebook_comments as (
 
     select * from {{ ref('stg_social_facebook__comments') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'social_facebook__comments') }}
+    {% endif %}
 
 ),
 
 linkedin_comments as (
 
     select * from {{ ref('stg_social_linkedin__comments') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_interactions_changed', 'social_linkedin__comments') }}
+    {% endif %}
 
 ),
 

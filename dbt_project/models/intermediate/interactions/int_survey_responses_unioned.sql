@@ -1,16 +1,31 @@
+{{ config(
+    materialized='incremental',
+    unique_key='response_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ int_survey_responses_changes() }}"
+) }}
+-- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Survey responses from the Qualtrics API export and from the vendor's SFTP CSV drops; a response
-    delivered both ways is kept once (the API version wins). -#}
+    delivered both ways is kept once (the API version wins).
+    Incremental (macros/incremental): a run rewrites the responses with a raw row since the last run. #}
 with
 
 api_responses as (
 
     select * from {{ ref('stg_survey_vendor__responses') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_survey_responses_changed') }}
+    {% endif %}
 
 ),
 
 file_responses as (
 
     select * from {{ ref('stg_sftp_survey_vendor__responses') }}
+    {% if is_incremental() %}
+    where {{ is_changed_key('int_survey_responses_changed') }}
+    {% endif %}
 
 ),
 

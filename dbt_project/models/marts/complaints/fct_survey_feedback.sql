@@ -3,11 +3,12 @@
         materialized='incremental',
         unique_key='survey_response_id',
         incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_rows_gone('survey_response_id', ref('int_survey_responses_unioned'), 'record_id') }}"
     )
 }}
 {#- Incremental: a run re-writes responses that arrived since the last run, and those whose customer
-    changed (merge or split) since then. -#}
+    changed (merge or split) since then, and deletes those no longer in int_survey_responses_unioned. -#}
 with
 
 survey_responses as (

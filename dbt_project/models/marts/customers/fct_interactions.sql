@@ -3,12 +3,13 @@
         materialized='incremental',
         unique_key='interaction_id',
         incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_rows_gone('interaction_id', ref('int_interactions_unioned'), 'record_id') }}"
     )
 }}
 {#- Incremental: a run re-writes touchpoints that arrived since the last run, those whose customer
     changed (merge or split), those that became complaints (a wrap-up arrives after its call) and those
-    that stopped being one. -#}
+    that stopped being one, and deletes those no longer in int_interactions_unioned. -#}
 with
 
 interactions as (

@@ -40,6 +40,7 @@ renamed as (
         payload->>'price_unit' as price_unit,
         payload->>'answered_by' as answered_by,
         {{ clean_text("payload->>'forwarded_from'") }} as forwarded_from_raw,
+        record_key,
         extracted_at,
         batch_id
 

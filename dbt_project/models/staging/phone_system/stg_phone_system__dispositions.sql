@@ -25,6 +25,7 @@ renamed as (
         {{ clean_text("payload->>'case_ref'") }} as case_ref,
         lower({{ clean_text("payload->>'case_status'") }}) as case_status,
         payload->>'notes' as notes,
+        record_key,
         extracted_at,
         batch_id
 

@@ -31,6 +31,7 @@ renamed as (
         {{ try_int("payload->>'queue_seconds'") }} as queue_seconds,
         lower({{ clean_text("payload->>'status'") }}) as call_status,
         source_uri as source_file,
+        record_key,
         extracted_at,
         batch_id
 

@@ -26,6 +26,7 @@ renamed as (
         lower({{ clean_text("payload->>'case_status'") }}) as case_status,
         payload->>'notes' as notes,
         source_uri as source_file,
+        record_key,
         extracted_at,
         batch_id
 

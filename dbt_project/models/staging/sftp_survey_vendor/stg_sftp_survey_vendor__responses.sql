@@ -20,6 +20,7 @@ renamed as (
         source_object as survey_feed,
         {{ qualtrics_response_columns('csv') }},
         source_uri as source_file,
+        record_key,
         extracted_at,
         batch_id
 

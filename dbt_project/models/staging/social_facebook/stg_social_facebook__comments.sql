@@ -28,6 +28,7 @@ renamed as (
         coalesce({{ try_int("payload->>'like_count'") }}, 0) as like_count,
         coalesce({{ try_int("payload->>'comment_count'") }}, 0) as reply_count,
         payload->'parent'->>'id' as parent_comment_id,
+        record_key,
         extracted_at,
         batch_id
 

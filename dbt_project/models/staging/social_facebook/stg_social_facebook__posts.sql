@@ -23,6 +23,7 @@ renamed as (
         {{ try_timestamptz("payload->>'created_time'") }} as created_at,
         payload->>'permalink_url' as permalink_url,
         coalesce({{ try_int("payload->'comments'->'summary'->>'total_count'") }}, 0) as comment_count,
+        record_key,
         extracted_at,
         batch_id
 

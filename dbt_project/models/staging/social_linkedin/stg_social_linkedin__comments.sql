@@ -31,6 +31,7 @@ renamed as (
             0
         ) as like_count,
         coalesce({{ try_int("payload->'commentsSummary'->>'aggregatedTotalComments'") }}, 0) as reply_count,
+        record_key,
         extracted_at,
         batch_id
 

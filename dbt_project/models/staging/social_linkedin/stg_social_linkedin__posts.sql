@@ -23,6 +23,7 @@ renamed as (
             {{ epoch_ms_to_timestamptz("payload->>'createdAt'") }},
             {{ epoch_ms_to_timestamptz("payload->'created'->>'time'") }}
         ) as published_at,
+        record_key,
         extracted_at,
         batch_id
 

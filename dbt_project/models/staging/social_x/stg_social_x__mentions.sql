@@ -39,6 +39,7 @@ renamed as (
         coalesce({{ try_int("payload->'public_metrics'->>'like_count'") }}, 0) as like_count,
         coalesce({{ try_int("payload->'public_metrics'->>'quote_count'") }}, 0) as quote_count,
         {{ try_int("payload->'public_metrics'->>'impression_count'") }} as impression_count,
+        record_key,
         extracted_at,
         batch_id
 

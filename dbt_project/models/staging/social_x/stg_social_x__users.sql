@@ -22,6 +22,7 @@ renamed as (
         coalesce({{ try_int("payload->'public_metrics'->>'followers_count'") }}, 0) as followers_count,
         coalesce({{ try_bool("payload->>'verified'") }}, false) as is_verified,
         payload->>'description' as profile_description,
+        record_key,
         extracted_at,
         batch_id
 

@@ -19,6 +19,7 @@ renamed as (
         payload->>'responseId' as response_id,
         source_object as survey_id,
         {{ qualtrics_response_columns('json') }},
+        record_key,
         extracted_at,
         batch_id
 

@@ -43,6 +43,7 @@ renamed as (
         {{ try_int(typeform_answer('satisfaction', "t.a->>'number'")) }} as satisfaction_score,
         {{ try_numeric("payload->'calculated'->>'score'") }} as calculated_score,
         payload->'metadata'->>'platform' as platform,
+        record_key,
         extracted_at,
         batch_id
 

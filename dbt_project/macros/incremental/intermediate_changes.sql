@@ -22,10 +22,8 @@
     ) }}
 {% endmacro %}
 
-{#- every touchpoint stream; also the X mentions of users whose profile changed (handle, name, followers),
-    the responses int_survey_responses_unioned rewrote, and the social records whose sentiment score is
-    not the one the table holds (scored, or scored again, after the record was written) -#}
-{% macro int_interactions_changes() %}
+{#- the record id of a touchpoint's raw key, as the staging views write it (`arrived`: raw_table, record_key) -#}
+{% macro interaction_record_id() -%}
     {%- set record_ids = {
         'phone_system__calls': "'twilio:' || arrived.record_key",
         'sftp_call_center__calls': "'call_center:' || btrim(arrived.record_key)",
@@ -36,20 +34,36 @@
         'social_facebook__comments': "'facebook:' || arrived.record_key",
         'social_linkedin__comments': "'linkedin:' || arrived.record_key",
     } -%}
-    {%- set key_sql -%}
-        case arrived.raw_table
-        {%- for raw_table, record_id in record_ids.items() %}
-            when '{{ raw_table }}' then {{ record_id }}
-        {%- endfor %}
-        end
-    {%- endset -%}
-    {%- set extra_sql -%}
+    case arrived.raw_table
+    {%- for raw_table, record_id in record_ids.items() %}
+        when '{{ raw_table }}' then {{ record_id }}
+    {%- endfor %}
+    end
+{%- endmacro %}
+
+{% macro interaction_raw_tables() -%}
+    {{ return(['phone_system__calls', 'sftp_call_center__calls', 'survey_vendor__responses',
+               'sftp_survey_vendor__responses', 'web_forms__responses', 'social_x__mentions',
+               'social_facebook__comments', 'social_linkedin__comments']) }}
+{%- endmacro %}
+
+{#- the X mentions (in `interactions`) of users with a raw row since the mark: their handle, name and reach
+    come from the user -#}
+{% macro mentions_of_changed_x_users(interactions) %}
         select 'social_x__mentions', interactions.reference_key, interactions.record_id
-        from {{ this }} as interactions
+        from {{ interactions }} as interactions
         where interactions.source_system = 'x'
           and interactions.x_user_id in (
               select record_key from ({{ arrived_keys(['social_x__users'], incremental_since()) }}) as users
           )
+{% endmacro %}
+
+{#- every touchpoint stream; also the X mentions of users whose profile changed (handle, name, followers),
+    the responses int_survey_responses_unioned rewrote, and the social records whose sentiment score is
+    not the one the table holds (scored, or scored again, after the record was written) -#}
+{% macro int_interactions_changes() %}
+    {%- set extra_sql -%}
+        {{ mentions_of_changed_x_users(this) }}
         union
         select
             case interactions.source_system
@@ -65,6 +79,83 @@
         where interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
     {{ incremental_changes(
-        'int_interactions_changed', record_ids.keys() | list, 'record_id', key_sql, extra_sql
+        'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+    ) }}
+{% endmacro %}
+
+{#- the records with a raw row since the mark, the X mentions of users whose profile changed, and the
+    records whose phone number was normalised (again) after the newest normalisation the table used
+    (enrichment that arrived late, or new normalisation rules; enrichment runs before dbt, not during) -#}
+{% macro int_identifiers_changes() %}
+    {%- set extra_sql -%}
+        {{ mentions_of_changed_x_users(ref('int_interactions_unioned')) }}
+        union
+        select 'phone', interactions.phone_raw, interactions.record_id
+        from {{ ref('int_interactions_unioned') }} as interactions
+        where interactions.phone_raw in (
+            select raw_phone from {{ ref('stg_enrich__phone_numbers') }}
+            where normalized_at > (
+                select coalesce(max(phone_normalized_at), '-infinity'::timestamptz) from {{ this }}
+            )
+        )
+    {%- endset -%}
+    {{ incremental_changes(
+        'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+    ) }}
+{% endmacro %}
+
+{#- the links' owners (record_id: the call of a case link, the survey of a survey link) to rewrite: the records
+    with a raw row since the mark (a record can appear, change its reference or stop being a customer's), the
+    calls of the wrap-ups with a raw row since the mark, the calls whose wrap-up names a changed record as its
+    case, the surveys naming a changed record's reference, the owners of links to or from a changed record,
+    and the calls holding a case link no wrap-up supports any more (a wrap-up moved to another call) -#}
+{% macro int_record_links_changes() %}
+    {%- set since = incremental_since() -%}
+    {%- set extra_sql -%}
+        select 'link', dispositions.disposition_id, dispositions.call_record_id
+        from {{ ref('int_dispositions_unioned') }} as dispositions
+        where dispositions.disposition_id in (
+            select case when arrived.raw_table = 'sftp_call_center__dispositions' then btrim(arrived.record_key)
+                else arrived.record_key end
+            from ({{ arrived_keys(['phone_system__dispositions', 'sftp_call_center__dispositions'], since) }})
+                as arrived
+        )
+        union
+        select 'link', dispositions.disposition_id, dispositions.call_record_id
+        from {{ ref('int_dispositions_unioned') }} as dispositions
+        where dispositions.case_record_id in (
+            select {{ interaction_record_id() }}
+            from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
+        )
+        union
+        select 'link', surveys.response_id, surveys.record_id
+        from {{ ref('int_survey_responses_unioned') }} as surveys
+        where surveys.external_reference in (
+            select interactions.reference_key
+            from {{ ref('int_interactions_unioned') }} as interactions
+            where interactions.record_id in (
+                select {{ interaction_record_id() }}
+                from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
+            )
+        )
+        union
+        select 'link', links.linked_record_id, links.record_id
+        from {{ this }} as links
+        where links.linked_record_id in (
+            select {{ interaction_record_id() }}
+            from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
+        )
+        union
+        select 'link', links.linked_record_id, links.record_id
+        from {{ this }} as links
+        where links.link_type = 'disposition_case_ref'
+          and not exists (
+              select from {{ ref('int_dispositions_unioned') }} as dispositions
+              where dispositions.call_record_id = links.record_id
+                and dispositions.case_record_id = links.linked_record_id
+          )
+    {%- endset -%}
+    {{ incremental_changes(
+        'int_record_links_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
     ) }}
 {% endmacro %}

@@ -1,23 +1,34 @@
 {{ config(
+    materialized='incremental',
+    unique_key='record_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
     unlogged=true,
-    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
+        "{{ int_identifiers_changes() }}"],
     post_hook="analyze {{ this }}"
 ) }}
+-- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Every identifier of every customer record. Strong identifiers (phone in E.164, canonical email,
     X user id and handle, Facebook user id, LinkedIn member URN, the website's customer_ref) can link
     records; names are weak: they only feed the guard against shared identifiers. is_exact is false for
     the possible readings of a phone number libphonenumber could not pin down (a national number several
     countries could own). Phone numbers that stand for nobody (var identity_ignored_phones: Twilio's
-    anonymous-caller numbers) are left out. -#}
+    anonymous-caller numbers) are left out.
+    Incremental (macros/incremental): a run rewrites the identifiers of the records with a raw row since the
+    last run, of X mentions whose user changed, and of records whose phone number was normalised since. #}
 with
 
 interactions as (
 
     -- only the columns used: the CTE is read nine times and materialised once
     select record_id, phone_raw, email, social_handle, x_user_id, facebook_user_id, linkedin_member_urn,
-        customer_ref, person_name
+        customer_ref, person_name, extracted_at
     from {{ ref('int_interactions_unioned') }}
     where is_customer_record
+    {% if is_incremental() %}
+      and record_id in (select record_id from int_identifiers_changed)
+    {% endif %}
 
 ),
 
@@ -31,27 +42,28 @@ identifiers_without_phones as (
 
     -- each identifier column becomes rows (one filtered scan of the materialized records per column: cheaper
     -- than a values list joined to every record)
-    select record_id, 'email' as identifier_type, email as identifier_value, true as is_exact
+    select record_id, 'email' as identifier_type, email as identifier_value, true as is_exact, extracted_at,
+        null::timestamptz as phone_normalized_at
     from interactions
     where email is not null
     union all
-    select record_id, 'x_handle', social_handle, true
+    select record_id, 'x_handle', social_handle, true, extracted_at, null
     from interactions
     where social_handle is not null
     union all
-    select record_id, 'x_user_id', x_user_id, true
+    select record_id, 'x_user_id', x_user_id, true, extracted_at, null
     from interactions
     where x_user_id is not null
     union all
-    select record_id, 'facebook_user_id', facebook_user_id, true
+    select record_id, 'facebook_user_id', facebook_user_id, true, extracted_at, null
     from interactions
     where facebook_user_id is not null
     union all
-    select record_id, 'linkedin_member_urn', linkedin_member_urn, true
+    select record_id, 'linkedin_member_urn', linkedin_member_urn, true, extracted_at, null
     from interactions
     where linkedin_member_urn is not null
     union all
-    select record_id, 'customer_ref', customer_ref, true
+    select record_id, 'customer_ref', customer_ref, true, extracted_at, null
     from interactions
     where customer_ref is not null
 
@@ -62,7 +74,8 @@ phones as (
     -- a valid number: its E.164; a national number several countries could own, or a number in a range
     -- libphonenumber does not know: every reading (crm_warehouse.identity.phones.normalize_phone), not exact
     select interactions.record_id, 'phone' as identifier_type, reading.e164 as identifier_value,
-        phone_numbers.is_valid_phone as is_exact
+        phone_numbers.is_valid_phone as is_exact, interactions.extracted_at,
+        phone_numbers.normalized_at as phone_normalized_at
     from interactions
     inner join phone_numbers
         on phone_numbers.raw_phone = interactions.phone_raw
@@ -86,7 +99,7 @@ name_keys as materialized (
 names as (
 
     select interactions.record_id, 'name' as identifier_type, name_keys.name_key as identifier_value,
-        true as is_exact
+        true as is_exact, interactions.extracted_at, null::timestamptz as phone_normalized_at
     from interactions
     inner join name_keys
         on name_keys.person_name = interactions.person_name
@@ -111,7 +124,9 @@ final as (
         identifier_type,
         identifier_value,
         identifier_type <> 'name' as is_strong,
-        is_exact
+        is_exact,
+        extracted_at,
+        phone_normalized_at
 
     from identifiers
     where identifier_value is not null

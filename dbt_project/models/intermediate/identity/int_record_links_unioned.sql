@@ -1,31 +1,51 @@
 {{ config(
+    materialized='incremental',
+    unique_key='record_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
     unlogged=true,
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_sort = off",
-        "set local jit = off"],
+        "set local jit = off", "{{ int_record_links_changes() }}"],
     post_hook="analyze {{ this }}"
 ) }}
+-- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Direct links between two customer records that are known to be the same person: a follow-up or
     complaint call whose disposition names the case record it is about (case_ref), and a survey that
-    followed an interaction (externalDataReference = a call sid or form token). -#}
+    followed an interaction (externalDataReference = a call sid or form token).
+    Incremental (macros/incremental): a run rewrites the links of the calls and surveys whose links can have
+    changed since the last run (macro int_record_links_changes). #}
 with
-
-interactions as (
-
-    -- only the columns used (the CTE is read three times and materialised once)
-    select record_id, reference_key, channel from {{ ref('int_interactions_unioned') }}
-    where is_customer_record
-
-),
 
 dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
+    {% if is_incremental() %}
+    where call_record_id in (select record_id from int_record_links_changed)
+    {% endif %}
 
 ),
 
 surveys as (
 
     select * from {{ ref('int_survey_responses_unioned') }}
+    {% if is_incremental() %}
+    where record_id in (select record_id from int_record_links_changed)
+    {% endif %}
+
+),
+
+interactions as (
+
+    -- only the columns used (the CTE is read three times and materialised once)
+    select record_id, reference_key, channel, extracted_at from {{ ref('int_interactions_unioned') }}
+    where is_customer_record
+    {% if is_incremental() %}
+      and (
+          record_id in (select record_id from int_record_links_changed)
+          or record_id in (select case_record_id from dispositions)
+          or reference_key in (select external_reference from surveys)
+      )
+    {% endif %}
 
 ),
 
@@ -34,7 +54,8 @@ case_links as (
     select
         calls.record_id,
         cases.record_id as linked_record_id,
-        'disposition_case_ref' as link_type
+        'disposition_case_ref' as link_type,
+        greatest(dispositions.extracted_at, calls.extracted_at, cases.extracted_at) as extracted_at
 
     from dispositions
     inner join interactions as calls
@@ -50,7 +71,8 @@ survey_links as (
     select
         surveys.record_id,
         followed.record_id as linked_record_id,
-        'survey_external_reference' as link_type
+        'survey_external_reference' as link_type,
+        greatest(surveys.extracted_at, followed.extracted_at) as extracted_at
 
     from surveys
     inner join interactions as followed
@@ -70,7 +92,7 @@ links as (
 final as (
 
     -- one row per link (a group by, which hashes, where union would sort the text ids)
-    select record_id, linked_record_id, link_type
+    select record_id, linked_record_id, link_type, max(extracted_at) as extracted_at
     from links
     group by record_id, linked_record_id, link_type
 

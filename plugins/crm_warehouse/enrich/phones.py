@@ -37,6 +37,8 @@ $upgrade$
 """
 # Bump when the normalisation rules change: strings normalised by older rules are normalised again.
 RULES_VERSION = 3
+# strings normalised per round trip (memory stays flat whatever the number of new strings)
+CHUNK = 20_000
 
 # Where phone strings live in the raw landings (CONTRACTS sections 2 to 6). One select per table.
 PHONE_QUERIES: dict[str, str] = {
@@ -69,29 +71,34 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US") -> in
         if not tables:
             return 0
         union = "\nunion\n".join(PHONE_QUERIES[t] for t in PHONE_QUERIES if t in tables)
-        new = conn.execute(
-            f"""
-            select distinct btrim(p) from ({union}) as s(p)
-            where nullif(btrim(p), '') is not null
-              and not exists (
-                select from {PHONES_TABLE} n
-                where n.raw_phone = btrim(s.p) and n.rules_version = %(version)s
-                  and n.default_region = %(region)s)
-            """,
-            {"version": RULES_VERSION, "region": default_region},
-        ).fetchall()
-        if not new:
-            return 0
         conn.execute(f"create temp table _phones_new (like {PHONES_TABLE} including defaults) on commit drop")
-        with conn.cursor() as cur:
-            with cur.copy(
-                "copy _phones_new (raw_phone, e164, is_valid, region, default_region, candidates, rules_version)"
-                " from stdin"
-            ) as copy:
-                for (raw,) in new:
-                    n = normalize_phone(raw, default_region)
-                    copy.write_row((raw, n.e164, n.is_valid, n.region, default_region,
-                                    list(n.candidates) or None, RULES_VERSION))
+        count = 0
+        # streamed through a server-side cursor, a chunk at a time: ten million raw records hold millions of
+        # distinct strings, and a fetchall of them all would hold them in memory at once
+        with conn.cursor(name="crm_phones_new") as new, conn.cursor() as cur:
+            new.execute(
+                f"""
+                select distinct btrim(p) from ({union}) as s(p)
+                where nullif(btrim(p), '') is not null
+                  and not exists (
+                    select from {PHONES_TABLE} n
+                    where n.raw_phone = btrim(s.p) and n.rules_version = %(version)s
+                      and n.default_region = %(region)s)
+                """,
+                {"version": RULES_VERSION, "region": default_region},
+            )
+            while chunk := new.fetchmany(CHUNK):
+                count += len(chunk)
+                with cur.copy(
+                    "copy _phones_new (raw_phone, e164, is_valid, region, default_region, candidates,"
+                    " rules_version) from stdin"
+                ) as copy:
+                    for (raw,) in chunk:
+                        n = normalize_phone(raw, default_region)
+                        copy.write_row((raw, n.e164, n.is_valid, n.region, default_region,
+                                        list(n.candidates) or None, RULES_VERSION))
+        if not count:
+            return 0
         conn.execute(
             f"""
             insert into {PHONES_TABLE} (raw_phone, e164, is_valid, region, default_region, candidates, rules_version)
@@ -102,4 +109,4 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US") -> in
                 rules_version = excluded.rules_version, normalized_at = now()
             """
         )
-    return len(new)
+    return count

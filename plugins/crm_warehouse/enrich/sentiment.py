@@ -65,6 +65,9 @@ TEXT_QUERIES: dict[str, tuple[str, str]] = {
     "raw.social_linkedin__comments": ("linkedin", "payload->'message'->>'text'"),
 }
 
+# texts scored per round trip (memory stays flat whatever the number of new texts)
+CHUNK = 20_000
+
 
 def _analyzer():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # loads the lexicon (~0.2 s)
@@ -101,31 +104,36 @@ def score_sentiment(conn: psycopg.Connection) -> int:
             for table, (channel, expr) in TEXT_QUERIES.items()
             if table in tables
         ]
-        rows = conn.execute(
-            f"""
-            select t.channel, t.text_id, t.body from ({' union all '.join(selects)}) as t
-            left join {SENTIMENT_TABLE} s on s.text_id = t.text_id
-            where t.body is not null
-              and (s.text_id is null or s.text_md5 <> md5(t.body) or s.scorer_version is distinct from %s)
-            """,
-            (SCORER_VERSION,),
-        ).fetchall()
-        if not rows:
-            return 0
-        analyzer = _analyzer()
+        analyzer = None
+        count = 0
         conn.execute(
             f"create temp table _sentiment_new (like {SENTIMENT_TABLE} including defaults) on commit drop"
         )
-        with conn.cursor() as cur:
-            with cur.copy(
-                "copy _sentiment_new (text_id, channel, compound, positive, neutral, negative, text_md5,"
-                " sentence_min_compound, scorer_version) from stdin"
-            ) as copy:
-                for channel, text_id, body in rows:
-                    s = scores(analyzer, body)
-                    md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
-                    copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5,
-                                    s["sentence_min"], SCORER_VERSION))
+        # streamed through a server-side cursor, a chunk at a time (millions of texts at scale)
+        with conn.cursor(name="crm_sentiment_new") as texts, conn.cursor() as cur:
+            texts.execute(
+                f"""
+                select t.channel, t.text_id, t.body from ({' union all '.join(selects)}) as t
+                left join {SENTIMENT_TABLE} s on s.text_id = t.text_id
+                where t.body is not null
+                  and (s.text_id is null or s.text_md5 <> md5(t.body) or s.scorer_version is distinct from %s)
+                """,
+                (SCORER_VERSION,),
+            )
+            while chunk := texts.fetchmany(CHUNK):
+                count += len(chunk)
+                analyzer = analyzer or _analyzer()
+                with cur.copy(
+                    "copy _sentiment_new (text_id, channel, compound, positive, neutral, negative, text_md5,"
+                    " sentence_min_compound, scorer_version) from stdin"
+                ) as copy:
+                    for channel, text_id, body in chunk:
+                        s = scores(analyzer, body)
+                        md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
+                        copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5,
+                                        s["sentence_min"], SCORER_VERSION))
+        if not count:
+            return 0
         conn.execute(
             f"""
             insert into {SENTIMENT_TABLE} (text_id, channel, compound, positive, neutral, negative, text_md5,
@@ -140,4 +148,4 @@ def score_sentiment(conn: psycopg.Connection) -> int:
                 scorer_version = excluded.scorer_version, scored_at = now()
             """
         )
-    return len(rows)
+    return count

@@ -54,17 +54,18 @@
     (raw_table, record_key, <key_column>) of the records to rewrite, and their rows deleted from the
     model's table. `key_sql` is the model's key computed from raw_table and record_key (the same expression
     the staging views use: record ids are '<system>:' || the natural key); `extra_sql`, when given, selects
-    more (raw_table, record_key, key) rows to rewrite (changes that do not come from the raw tables read).
+    more (raw_table, record_key, key) rows to rewrite (changes that do not come from the raw tables read); it
+    may read `changes`, which then holds what arrived (the raw tables are scanned once).
 -#}
 {% macro incremental_changes(changes, raw_tables, key_column, key_sql, extra_sql=none) %}
     {%- if is_incremental() -%}
         create temporary table {{ changes }} on commit drop as
         select arrived.raw_table, arrived.record_key, {{ key_sql }} as {{ key_column }}
-        from ({{ arrived_keys(raw_tables, incremental_since()) }}) as arrived
+        from ({{ arrived_keys(raw_tables, incremental_since()) }}) as arrived;
         {%- if extra_sql %}
-        union
-        {{ extra_sql }}
-        {%- endif %};
+        insert into {{ changes }}
+        {{ extra_sql }};
+        {%- endif %}
         analyze {{ changes }};
         delete from {{ this }}
         where {{ key_column }} in (select {{ key_column }} from {{ changes }})

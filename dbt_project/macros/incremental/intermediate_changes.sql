@@ -110,41 +110,28 @@
     case, the surveys naming a changed record's reference, the owners of links to or from a changed record,
     and the calls holding a case link no wrap-up supports any more (a wrap-up moved to another call) -#}
 {% macro int_record_links_changes() %}
-    {%- set since = incremental_since() -%}
+    {%- set changes = 'int_record_links_changed' -%}
     {%- set extra_sql -%}
         select 'link', dispositions.disposition_id, dispositions.call_record_id
         from {{ ref('int_dispositions_unioned') }} as dispositions
         where dispositions.disposition_id in (
-            select case when arrived.raw_table = 'sftp_call_center__dispositions' then btrim(arrived.record_key)
-                else arrived.record_key end
-            from ({{ arrived_keys(['phone_system__dispositions', 'sftp_call_center__dispositions'], since) }})
-                as arrived
+            select case when raw_table = 'sftp_call_center__dispositions' then btrim(record_key) else record_key end
+            from {{ changes }}
+            where raw_table in ('phone_system__dispositions', 'sftp_call_center__dispositions')
         )
-        union
-        select 'link', dispositions.disposition_id, dispositions.call_record_id
-        from {{ ref('int_dispositions_unioned') }} as dispositions
-        where dispositions.case_record_id in (
-            select {{ interaction_record_id() }}
-            from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
-        )
+           or dispositions.case_record_id in (select record_id from {{ changes }})
         union
         select 'link', surveys.response_id, surveys.record_id
         from {{ ref('int_survey_responses_unioned') }} as surveys
         where surveys.external_reference in (
             select interactions.reference_key
             from {{ ref('int_interactions_unioned') }} as interactions
-            where interactions.record_id in (
-                select {{ interaction_record_id() }}
-                from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
-            )
+            where interactions.record_id in (select record_id from {{ changes }})
         )
         union
         select 'link', links.linked_record_id, links.record_id
         from {{ this }} as links
-        where links.linked_record_id in (
-            select {{ interaction_record_id() }}
-            from ({{ arrived_keys(interaction_raw_tables(), since) }}) as arrived
-        )
+        where links.linked_record_id in (select record_id from {{ changes }})
         union
         select 'link', links.linked_record_id, links.record_id
         from {{ this }} as links
@@ -156,6 +143,8 @@
           )
     {%- endset -%}
     {{ incremental_changes(
-        'int_record_links_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+        changes,
+        interaction_raw_tables() + ['phone_system__dispositions', 'sftp_call_center__dispositions'],
+        'record_id', interaction_record_id(), extra_sql
     ) }}
 {% endmacro %}

@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         _print_text(info)
         sys.stdout.flush()
     stop = threading.Event()
+    # Ctrl-C and SIGTERM (docker stop) both stop it. SIGINT gets a handler of its own: a process started in
+    # the background by a non-interactive shell (`make test &`, CI runners) inherits SIGINT *ignored*, and
+    # Python then never raises KeyboardInterrupt, so the sandbox would not stop on Ctrl-C there.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack to stderr
     try:

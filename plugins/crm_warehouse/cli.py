@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -330,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}.items():
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
+    # Ctrl-C stops every command, even one started in the background by a non-interactive shell, which
+    # starts it with SIGINT ignored (Python then never raises KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args)
     except RuntimeError as exc:

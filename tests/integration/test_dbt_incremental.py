@@ -113,7 +113,7 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
     with psycopg.connect(url) as conn, sqlite3.connect(world_path) as world:
         landing.land_served_records(conn, world, available_from=last_day)
         conn.commit()
-        before = "extracted_at < %s" % conn.execute("select quote_literal(%s::text)", (day,)).fetchone()[0]
+        before = f"extracted_at < '{day.isoformat()}'"  # a datetime of ours, not outside text
 
         def child_leg(p):
             p["parent_call_sid"] = "CA" + "f" * 32

@@ -17,27 +17,33 @@
     - any other customer record that a follow-up wrap-up names as its case (case_ref): the company's
       case system says it is a complaint even when the text did not read as one.
     detected_at is when the evidence reached the warehouse (drives the incremental facts). -#}
+{{
+    config(
+        pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+        post_hook="analyze {{ this }}"
+    )
+}}
 with
 
-interactions as (
+interactions as not materialized (
 
     select * from {{ ref('int_interactions_unioned') }}
 
 ),
 
-dispositions as (
+dispositions as not materialized (
 
     select * from {{ ref('int_dispositions_unioned') }}
 
 ),
 
-survey_responses as (
+survey_responses as not materialized (
 
     select * from {{ ref('int_survey_responses_unioned') }}
 
 ),
 
-form_responses as (
+form_responses as not materialized (
 
     select * from {{ ref('stg_web_forms__responses') }}
 
@@ -49,7 +55,7 @@ web_forms as (
 
 ),
 
-customer_ids as (
+customer_ids as not materialized (
 
     select * from {{ ref('int_customer_ids_assigned') }}
 
@@ -64,7 +70,7 @@ case_records as (
 
 ),
 
-sentiment as (
+sentiment as not materialized (
 
     select * from {{ ref('stg_enrich__social_sentiment') }}
 

@@ -129,6 +129,8 @@ def run(*, quick: bool = False, pg_url: str | None = None) -> dict:
     landed_before, land_before_s = _land(url, world, available_before=last_day)
     log(f"landed {sum(landed_before.values()):,} records in {land_before_s:.0f} s")
     runs: dict[str, dict] = {}
+    landed_after: dict[str, int] = {}
+    land_after_s = 0.0
     for name, full, run_end in (("full", True, last_day), ("incremental", False, end)):
         if name == "incremental":
             log("landing the last day")
@@ -145,6 +147,9 @@ def run(*, quick: bool = False, pg_url: str | None = None) -> dict:
                 break
         runs[name] = {"phases": phases, "counts": _counts(url) if all(
             p.returncode == 0 for p in phases.values()) and len(phases) == len(PHASES) else {}}
+        if not runs[name]["counts"]:
+            log(f"{name} build failed: no incremental run on top of it")
+            break
     return {"admin": admin, "world": world, "params": QUICK_WORLD if quick else WORLD, "runs": runs,
             "landed_before": sum(landed_before.values()), "land_before_s": land_before_s,
             "landed_after": sum(landed_after.values()), "land_after_s": land_after_s}

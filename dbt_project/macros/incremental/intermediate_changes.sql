@@ -88,11 +88,16 @@
     (enrichment that arrived late, or new normalisation rules; enrichment runs before dbt, not during) -#}
 {% macro int_identifiers_changes() %}
     {%- set extra_sql -%}
-        {{ mentions_of_changed_x_users(ref('int_interactions_unioned')) }}
-        union
-        select 'phone', interactions.phone_raw, interactions.record_id
+        -- one scan of the touchpoints for both
+        select 'other', interactions.reference_key, interactions.record_id
         from {{ ref('int_interactions_unioned') }} as interactions
-        where interactions.phone_raw in (
+        where (
+            interactions.source_system = 'x'
+            and interactions.x_user_id in (
+                select record_key from ({{ arrived_keys(['social_x__users'], incremental_since()) }}) as users
+            )
+        )
+           or interactions.phone_raw in (
             select raw_phone from {{ ref('stg_enrich__phone_numbers') }}
             where normalized_at > (
                 select coalesce(max(phone_normalized_at), '-infinity'::timestamptz) from {{ this }}

@@ -269,6 +269,14 @@ def test_gate_passes_publishes_and_blocks_bad_marts(warehouse, reader, tmp_path)
             "where run_id = 'run-2' and not success and severity = 'critical' order by 1, 2").fetchall()
         assert [(r[0], r[1]) for r in rows] == sorted(by_check)
         assert all("partial_unexpected_list" not in r[4] for r in rows)
+        # the audit trail holds counts, never the rows' values: not the duplicated key the unique check found,
+        # nor any caller's phone number from raw (personal data), in any column of any run's results
+        stored = conn.execute("select coalesce(string_agg(row_to_json(v)::text, ' '), '') "
+                              "from quality.validation_results v").fetchone()[0]
+        phones = [r[0] for r in conn.execute("select distinct payload->>'from' from raw.phone_system__calls")]
+        assert len(phones) == 15 and len(stored) > 10_000
+        leaked = [v for v in ["web_form-2026-09-03-1", "+15550199000", *phones] if v in stored]
+        assert not leaked, f"validation results hold row values: {leaked}"
 
     # 3. fix (dbt rebuilds), one more day of data: the gate passes and BI sees the new marts
     with psycopg.connect(warehouse, autocommit=True) as conn:

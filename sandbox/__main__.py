@@ -112,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         sb.stop()
     return 0

@@ -17,16 +17,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+import test_dbt_pipeline as pipeline  # tests/integration is on sys.path
 from crm_warehouse.enrich import run_all
 from psycopg import sql
-from test_dbt_pipeline import DBT, DBT_DIR  # tests/integration is on sys.path
 
 world_module = pytest.importorskip("sandbox.world")
 landing = pytest.importorskip("sandbox.landing")
@@ -48,19 +47,8 @@ INCREMENTAL_MODELS = ("int_dispositions_unioned", "int_survey_responses_unioned"
 def dbt_build(url: str, work: Path, *, full_refresh: bool = False) -> dict:
     """`dbt build` of models, seeds and snapshots (tests left out, as the benchmark's build phase); returns
     run_results.json."""
-    parts = psycopg.conninfo.conninfo_to_dict(url)
-    env = dict(
-        os.environ,
-        CRM_PG_HOST=str(parts.get("host", "127.0.0.1")), CRM_PG_PORT=str(parts.get("port", "5432")),
-        CRM_PG_USER=str(parts.get("user", "postgres")), CRM_PG_PASSWORD=str(parts.get("password", "")),
-        CRM_PG_DBNAME=str(parts["dbname"]), DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1",
-    )
-    argv = [str(DBT), "build", "--exclude-resource-type", "test", "unit_test", "--profiles-dir", str(DBT_DIR),
-            "--project-dir", str(DBT_DIR), "--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    if full_refresh:
-        argv.append("--full-refresh")
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+    pipeline.dbt_build(url, work, "--exclude-resource-type", "test", "unit_test",
+                       *(["--full-refresh"] if full_refresh else []))
     return json.loads((work / "target" / "run_results.json").read_text())
 
 

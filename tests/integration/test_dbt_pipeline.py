@@ -324,7 +324,9 @@ def load(conn: psycopg.Connection, rows: list, batch_id: int, extracted_at: str)
     conn.commit()
 
 
-def dbt_build(url: str, work: Path) -> subprocess.CompletedProcess:
+def dbt_build(url: str, work: Path, *args: str) -> subprocess.CompletedProcess:
+    """`dbt build` of the project into the database at `url` (more dbt arguments in `args`); fails the test with
+    dbt's output when dbt fails."""
     parts = psycopg.conninfo.conninfo_to_dict(url)
     env = dict(
         os.environ,
@@ -334,8 +336,8 @@ def dbt_build(url: str, work: Path) -> subprocess.CompletedProcess:
     )
     result = subprocess.run(
         [str(DBT), "build", "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
-         "--target-path", str(work / "target"), "--log-path", str(work / "logs")],
-        env=env, capture_output=True, text=True, timeout=300,
+         "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *args],
+        env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     return result

@@ -1,30 +1,29 @@
 {#- The pre-hooks of the incremental intermediate models (macro incremental_changes). -#}
 
-{#- a disposition of either feed: both feeds' copies are read again (the phone system's wins) -#}
-{% macro int_dispositions_changes() %}
-    {{ incremental_changes(
-        'int_dispositions_changed',
-        ['phone_system__dispositions', 'sftp_call_center__dispositions'],
-        'disposition_id',
-        "case when arrived.raw_table = 'sftp_call_center__dispositions' then btrim(arrived.record_key)
-            else arrived.record_key end"
-    ) }}
+{#- the natural key of a raw row of a stream delivered twice, by API and by SFTP file: the files' keys are
+    trimmed, as the staging views do (`raw_table`, `record_key`: columns, qualified as the caller needs) -#}
+{% macro two_feed_key(sftp_table, raw_table='arrived.raw_table', record_key='arrived.record_key') -%}
+    case when {{ raw_table }} = '{{ sftp_table }}' then btrim({{ record_key }}) else {{ record_key }} end
+{%- endmacro %}
+
+{#- the pre-hook of a model unioning both deliveries of a stream: both copies are read again (the API's wins) -#}
+{% macro two_feed_changes(changes, api_table, sftp_table, key_column) %}
+    {{ incremental_changes(changes, [api_table, sftp_table], key_column, two_feed_key(sftp_table)) }}
 {% endmacro %}
 
-{#- a response of either delivery: both copies are read again (the API's wins) -#}
+{% macro int_dispositions_changes() %}
+    {{ two_feed_changes('int_dispositions_changed', 'phone_system__dispositions', 'sftp_call_center__dispositions',
+                        'disposition_id') }}
+{% endmacro %}
+
 {% macro int_survey_responses_changes() %}
-    {{ incremental_changes(
-        'int_survey_responses_changed',
-        ['survey_vendor__responses', 'sftp_survey_vendor__responses'],
-        'response_id',
-        "case when arrived.raw_table = 'sftp_survey_vendor__responses' then btrim(arrived.record_key)
-            else arrived.record_key end"
-    ) }}
+    {{ two_feed_changes('int_survey_responses_changed', 'survey_vendor__responses',
+                        'sftp_survey_vendor__responses', 'response_id') }}
 {% endmacro %}
 
 {#- the record id of a touchpoint's raw key, as the staging views write it (`arrived`: raw_table, record_key) -#}
-{% macro interaction_record_id() -%}
-    {%- set record_ids = {
+{% macro interaction_record_ids() -%}
+    {{ return({
         'phone_system__calls': "'twilio:' || arrived.record_key",
         'sftp_call_center__calls': "'call_center:' || btrim(arrived.record_key)",
         'survey_vendor__responses': "'qualtrics:' || arrived.record_key",
@@ -33,18 +32,20 @@
         'social_x__mentions': "'x:' || arrived.record_key",
         'social_facebook__comments': "'facebook:' || arrived.record_key",
         'social_linkedin__comments': "'linkedin:' || arrived.record_key",
-    } -%}
+    }) }}
+{%- endmacro %}
+
+{% macro interaction_record_id() -%}
     case arrived.raw_table
-    {%- for raw_table, record_id in record_ids.items() %}
+    {%- for raw_table, record_id in interaction_record_ids().items() %}
         when '{{ raw_table }}' then {{ record_id }}
     {%- endfor %}
     end
 {%- endmacro %}
 
+{#- the raw tables of the touchpoint streams -#}
 {% macro interaction_raw_tables() -%}
-    {{ return(['phone_system__calls', 'sftp_call_center__calls', 'survey_vendor__responses',
-               'sftp_survey_vendor__responses', 'web_forms__responses', 'social_x__mentions',
-               'social_facebook__comments', 'social_linkedin__comments']) }}
+    {{ return(interaction_record_ids().keys() | list) }}
 {%- endmacro %}
 
 {#- the X mentions (in `interactions`) of users with a raw row since the mark: their handle, name and reach
@@ -120,7 +121,7 @@
         select 'link', dispositions.disposition_id, dispositions.call_record_id
         from {{ ref('int_dispositions_unioned') }} as dispositions
         where dispositions.disposition_id in (
-            select case when raw_table = 'sftp_call_center__dispositions' then btrim(record_key) else record_key end
+            select {{ two_feed_key('sftp_call_center__dispositions', 'raw_table', 'record_key') }}
             from {{ changes }}
             where raw_table in ('phone_system__dispositions', 'sftp_call_center__dispositions')
         )

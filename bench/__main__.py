@@ -123,10 +123,27 @@ def run_warehouse(args) -> int:
 def run_pipeline(args) -> int:
     from bench import pipeline
 
-    worlds = tuple(args.pipeline_worlds.split(","))
-    result = pipeline.run(quick=args.quick, pg_url=args.pg_url, worlds=worlds)
-    return _report(args, "Pipeline end to end on Celery",
-                   pipeline.section(result, machine_facts(result["admin"]), () if args.quick else worlds))
+    title = "Pipeline end to end on Celery"
+    admin = None
+
+    def write(row: dict) -> None:
+        # each (world, workers) row is stored and the section rewritten as soon as it is measured: a
+        # ten-million run takes hours per worker count and must not lose the first if the second fails
+        if args.quick:
+            return
+        rows = pipeline.save_result(row)
+        replace_section(BENCHMARKS_MD, title, pipeline.section(rows, machine_facts(admin)))
+        print(f"wrote row {row['world']}/{row['workers']}w into {pipeline.RESULTS} and section {title!r}",
+              file=sys.stderr)
+
+    from bench.extract_load import pg_admin_url
+
+    admin = pg_admin_url(args.pg_url)
+    result = pipeline.run(quick=args.quick, pg_url=admin, worlds=tuple(args.pipeline_worlds.split(",")),
+                          workers_list=tuple(int(n) for n in args.pipeline_workers.split(",")), on_row=write)
+    rows = result["rows"] if args.quick else pipeline.load_results()
+    print(pipeline.section(rows, machine_facts(result["admin"])))
+    return 0
 
 
 BENCHMARKS = {
@@ -148,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=",".join(extract_load.CONTENDERS), help="ours,dlt,copy")
     parser.add_argument("--pipeline-worlds", default="default",
                         help="worlds of the pipeline benchmark: default,10m (10m: hours)")
+    parser.add_argument("--pipeline-workers", default="1,2",
+                        help="Celery worker counts of the pipeline benchmark (default 1,2)")
     args = parser.parse_args(argv)
 
     rc = 0

@@ -10,6 +10,7 @@ last success), the transform run, and the whole; counted: tasks per worker.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -25,6 +26,23 @@ WORLDS = {
 }
 QUICK_WORLD = {"seed": 5, "customers": 150, "days": 5, "start": "2026-09-01", "activity": 1.0}
 WORKERS = (1, 2)
+# every measured (world, workers) row, kept across runs: a ten-million run takes hours per worker count, so each
+# row is written as soon as it is measured and a later run of other worlds or worker counts keeps it
+RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
+
+
+def load_results(path: Path = RESULTS) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def save_result(row: dict, path: Path = RESULTS) -> list[dict]:
+    """Store `row`, replacing an earlier measurement of the same world and worker count; returns all rows."""
+    rows = [r for r in load_results(path) if (r["world"], r["workers"]) != (row["world"], row["workers"])]
+    rows.append(row)
+    rows.sort(key=lambda r: (list(WORLDS).index(r["world"]) if r["world"] in WORLDS else 99, r["workers"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    return rows
 
 
 def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str, work: Path) -> dict:
@@ -81,53 +99,62 @@ def run_one(world: Path, params: dict, workers: int, admin: str, redis_url: str,
         runtime.drop_database(admin, metadata_url)
 
 
-def run(*, quick: bool = False, pg_url: str | None = None, worlds: tuple[str, ...] = ("default",)) -> dict:
+def run(*, quick: bool = False, pg_url: str | None = None, worlds: tuple[str, ...] = ("default",),
+        workers_list: tuple[int, ...] = WORKERS, on_row=None) -> dict:
+    """Measure each world on each worker count; `on_row(row)` is called as each one is measured."""
     admin = pg_admin_url(pg_url)
     redis_url = os.environ.get("CRM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     rows = []
     for name in (("quick",) if quick else worlds):
         params = QUICK_WORLD if quick else WORLDS[name]
         world = ensure_world(f"world-pipeline-{name}" if name != "10m" else "world-warehouse-10m", params)
-        for workers in WORKERS:
+        for workers in workers_list:
             log(f"pipeline: world {name}, {workers} Celery worker(s)")
             work = BENCH_DIR / "pipeline" / f"{name}-{workers}w"
             result = run_one(world, params, workers, admin, redis_url, work)
             log(f"pipeline: {result['total_s']:.0f} s (extract {result['extract_s']:.0f} s, transform "
                 f"{result['transform_s']:.0f} s), tasks per worker {result['hosts']}")
-            first = next((r for r in rows if r["world"] == name), None)
+            first = next((r for r in rows if r["world"] == name), None) or next(
+                (r for r in ([] if quick else load_results()) if r["world"] == name and r["params"] == params), None)
             if first and (first["raw"], first["interactions"]) != (result["raw"], result["interactions"]):
                 raise RuntimeError(
                     f"world {name}: {workers} workers landed {result['raw']:,} raw records and built "
                     f"{result['interactions']:,} interactions, {first['workers']} worker(s) "
                     f"{first['raw']:,} and {first['interactions']:,}: the same world must give the same "
                     f"warehouse; logs in {work}")
-            rows.append({"world": name, "params": params, **result})
+            row = {"world": name, "params": params, **result,
+                   "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            rows.append(row)
+            if on_row:
+                on_row(row)
     return {"admin": admin, "rows": rows}
 
 
-def section(result: dict, facts: dict, measured: tuple[str, ...]) -> str:
+def section(rows: list[dict], facts: dict) -> str:
+    """The report from every stored row (`load_results`), whichever run measured it."""
     lines = []
-    for r in result["rows"]:
+    for r in rows:
         hosts = ", ".join(f"{h} {n}" for h, n in sorted(r["hosts"].items()))
         lines.append(f"| {r['world']} | {r['raw']:,} | {r['interactions']:,} | {r['workers']} "
                      f"| {r['extract_s']:,.0f} s | {r['transform_s']:,.0f} s | {r['total_s']:,.0f} s "
-                     f"| {hosts} | {r['load']} |")
-    missing = [w for w in WORLDS if w not in measured]
+                     f"| {hosts} | {r['load']} | {r.get('measured', '')} |")
+    missing = [f"{w} on {n} worker(s)" for w in WORLDS for n in WORKERS
+               if not any((r["world"], r["workers"]) == (w, n) for r in rows)]
     note = ("" if not missing else
-            f"\nNot measured in this run: world(s) {', '.join(missing)} "
-            f"(`python -m bench --only pipeline --pipeline-worlds {','.join(WORLDS)}`).\n")
+            f"\nNot measured yet: {', '.join(missing)} (`python -m bench --only pipeline --pipeline-worlds "
+            f"{','.join(WORLDS)}`; `--pipeline-workers 1` or `2` measures one worker count).\n")
     worlds = "\n".join(f"- `{k}`: `{v}`" for k, v in WORLDS.items())
-    return f"""Measured {facts['date']} by `make bench` (`python -m bench --only pipeline`).
+    return f"""Measured by `make bench` (`python -m bench --only pipeline`); each row when the last column says, kept in
+`bench/results/pipeline.json` so that a run of one world or worker count keeps the others' rows.
 Machine: {facts['cpus']}; {facts['ram']} RAM; {facts['postgres']}; Python {facts['python']}.
-Load average (1, 5, 15 min) when the report was written: {facts['load']}.
 
 The docker-compose deployment's processes on this machine (api-server, scheduler, dag-processor, triggerer,
 N Celery workers with concurrency 2, Redis, PostgreSQL for metadata and the warehouse, the sandbox's vendors
 on loopback). The five extract DAGs are triggered together over the world's window; `transform_warehouse`
 when they have all succeeded. Wall times from the first trigger.
 
-| world | raw records | interactions | workers | extract DAGs | transform | total | tasks per worker | load after |
-|---|---:|---:|---:|---:|---:|---:|---|---|
+| world | raw records | interactions | workers | extract | transform | total | tasks per worker | load after | when |
+|---|---:|---:|---:|---:|---:|---:|---|---|---|
 {chr(10).join(lines)}
 {note}
 Worlds:

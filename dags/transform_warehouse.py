@@ -3,7 +3,8 @@
 
 Runs when any raw table changes (Assets published by the extract DAGs) and daily as a floor:
 
-1. `enrich`: normalise new phone numbers (E.164, `phonenumbers`) and score new social texts (VADER);
+1. `enrich`: normalise new phone numbers (E.164, `phonenumbers`) and score new social texts (VADER), from the
+   raw rows extracted since its last run (all of them on a full refresh);
 2. `dbt_build`: seeds, snapshots, staging, identity resolution, complaints and marts, built into schema
    `marts_build` by one `dbt build` of models, seeds and snapshots only (dbt threads, through Cosmos); its log
    has one line per model (status, rows, seconds) and a failing model fails it, naming the model;
@@ -55,12 +56,14 @@ PROFILE = ProfileConfig(
 )
 def transform_warehouse():
     @task
-    def enrich() -> dict:
+    def enrich(**context) -> dict:
         from crm_warehouse.enrich import run_all
         from crm_warehouse.warehouse import connect
 
+        # what landed since the last run; a full refresh reads every raw row again
+        full = bool((context["dag_run"].conf or {}).get("full_refresh", False))
         with connect() as conn:
-            return run_all(conn)
+            return run_all(conn, full=full)
 
     # One `dbt build` of the whole project instead of one Airflow task per model: every model task paid
     # Airflow's and dbt's start-up (2-4 s, 60-100 s under load) for under a second of SQL. Cosmos's watcher

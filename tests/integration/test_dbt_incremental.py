@@ -148,7 +148,9 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
                                         offset=7),
         }
         conn.commit()
-        run_all(conn)  # the late enrichment arrives, and the new phones and texts are enriched
+        # the late enrichment arrives (a full pass fills in what an earlier one left out; a daily pass reads
+        # only the raw rows since its mark), and the new phones and texts are enriched
+        run_all(conn, full=True)
         conn.commit()
     return changed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from crm_warehouse.enrich._raw import existing_tables
+from crm_warehouse.enrich._raw import advance_marks, existing_tables, read_since
 from crm_warehouse.identity.phones import normalize_phone
 
 PHONES_TABLE = "intermediate.phone_numbers_normalized"
@@ -40,37 +40,53 @@ RULES_VERSION = 3
 # strings normalised per round trip (memory stays flat whatever the number of new strings)
 CHUNK = 20_000
 
-# Where phone strings live in the raw landings (CONTRACTS sections 2 to 6). One select per table.
+# Where phone strings live in the raw landings (CONTRACTS sections 2 to 6). One select per table, over its
+# rows `r`; `{since}` becomes the condition that keeps the rows extracted since the step's mark.
 PHONE_QUERIES: dict[str, str] = {
     "raw.phone_system__calls": """
-        select payload->>'from' from raw.phone_system__calls
-        union select payload->>'to' from raw.phone_system__calls""",
+        select p from raw.phone_system__calls r
+        cross join lateral (values (r.payload->>'from'), (r.payload->>'to')) as v(p)
+        where {since}""",
     "raw.sftp_call_center__calls": """
-        select payload->>'caller_number' from raw.sftp_call_center__calls
-        union select payload->>'dialed_number' from raw.sftp_call_center__calls""",
+        select p from raw.sftp_call_center__calls r
+        cross join lateral (values (r.payload->>'caller_number'), (r.payload->>'dialed_number')) as v(p)
+        where {since}""",
     "raw.web_forms__responses": """
         select coalesce(a->>'phone_number', a->>'text')
         from raw.web_forms__responses r
         cross join lateral jsonb_array_elements(
             case when jsonb_typeof(r.payload->'answers') = 'array' then r.payload->'answers' else '[]' end) a
-        where a->>'type' = 'phone_number' or a->'field'->>'ref' = 'phone'""",
+        where (a->>'type' = 'phone_number' or a->'field'->>'ref' = 'phone') and {since}""",
     "raw.survey_vendor__responses": """
-        select payload->'values'->>'QID8_TEXT' from raw.survey_vendor__responses""",
+        select r.payload->'values'->>'QID8_TEXT' from raw.survey_vendor__responses r where {since}""",
     "raw.sftp_survey_vendor__responses": """
-        select payload->>'QID8_TEXT' from raw.sftp_survey_vendor__responses""",
+        select r.payload->>'QID8_TEXT' from raw.sftp_survey_vendor__responses r where {since}""",
 }
+# the condition on a table read since its mark (its parameter is the table's position in PHONE_QUERIES)
+SINCE = "r.extracted_at > %(since_{index})s"
 
 
-def normalize_phones(conn: psycopg.Connection, default_region: str = "US") -> int:
+def normalize_phones(conn: psycopg.Connection, default_region: str = "US", *, full: bool = False) -> int:
     """Normalise every phone string not seen before (or seen under older rules, or another default
-    region); returns how many strings were (re)normalised."""
+    region) in the raw rows extracted since the last run (all of them when `full`); returns how many strings
+    were (re)normalised."""
+    version = f"{RULES_VERSION}:{default_region}"
     with conn.transaction():
         conn.execute(DDL)
         conn.execute(UPGRADE)
-        tables = existing_tables(conn, list(PHONE_QUERIES))
+        tables = [t for t in PHONE_QUERIES if t in existing_tables(conn, list(PHONE_QUERIES))]
         if not tables:
             return 0
-        union = "\nunion\n".join(PHONE_QUERIES[t] for t in PHONE_QUERIES if t in tables)
+        since = read_since(conn, "phones", tables, version, full)
+        params = {"version": RULES_VERSION, "region": default_region}
+        selects = []
+        for index, table in enumerate(tables):
+            condition = "true"
+            if since[table] is not None:
+                condition = SINCE.format(index=index)
+                params[f"since_{index}"] = since[table]
+            selects.append(PHONE_QUERIES[table].format(since=condition))
+        union = "\nunion all\n".join(selects)
         conn.execute(f"create temp table _phones_new (like {PHONES_TABLE} including defaults) on commit drop")
         count = 0
         # streamed through a server-side cursor, a chunk at a time: ten million raw records hold millions of
@@ -85,7 +101,7 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US") -> in
                     where n.raw_phone = btrim(s.p) and n.rules_version = %(version)s
                       and n.default_region = %(region)s)
                 """,
-                {"version": RULES_VERSION, "region": default_region},
+                params,
             )
             while chunk := new.fetchmany(CHUNK):
                 count += len(chunk)
@@ -97,6 +113,7 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US") -> in
                         n = normalize_phone(raw, default_region)
                         copy.write_row((raw, n.e164, n.is_valid, n.region, default_region,
                                         list(n.candidates) or None, RULES_VERSION))
+        advance_marks(conn, "phones", since, version)
         if not count:
             return 0
         conn.execute(

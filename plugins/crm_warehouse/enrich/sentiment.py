@@ -21,7 +21,7 @@ import re
 
 import psycopg
 
-from crm_warehouse.enrich._raw import existing_tables
+from crm_warehouse.enrich._raw import advance_marks, existing_tables, read_since
 
 SENTIMENT_TABLE = "intermediate.social_sentiment"
 
@@ -88,22 +88,34 @@ def scores(analyzer, text: str) -> dict[str, float]:
     return whole
 
 
-def score_sentiment(conn: psycopg.Connection) -> int:
-    """Score every new or changed social text; returns how many texts were scored."""
+def score_sentiment(conn: psycopg.Connection, *, full: bool = False) -> int:
+    """Score every new or changed social text among the records with a raw row extracted since the last run
+    (every record when `full`); returns how many texts were scored."""
+    version = str(SCORER_VERSION)
     with conn.transaction():
         conn.execute(DDL)
         conn.execute(UPGRADE)
-        tables = existing_tables(conn, list(TEXT_QUERIES))
+        tables = [t for t in TEXT_QUERIES if t in existing_tables(conn, list(TEXT_QUERIES))]
         if not tables:
             return 0
-        selects = [
-            f"""select * from (
+        since = read_since(conn, "sentiment", tables, version, full)
+        params: dict[str, object] = {"version": SCORER_VERSION}
+        selects = []
+        for index, table in enumerate(tables):
+            channel, expr = TEXT_QUERIES[table]
+            # the latest version of each record; since the mark, only records with a newer row: a condition
+            # on the distinct-on key reaches the table's primary key instead of sorting every record
+            changed = "true"
+            if since[table] is not None:
+                changed = (f"record_key = any(array(select record_key from {table}"
+                           f" where extracted_at > %(since_{index})s))")
+                params[f"since_{index}"] = since[table]
+            selects.append(
+                f"""select * from (
                     select distinct on (record_key) '{channel}' as channel,
                            '{channel}:' || record_key as text_id, {expr} as body
-                    from {table} order by record_key, extracted_at desc, batch_id desc) as latest"""
-            for table, (channel, expr) in TEXT_QUERIES.items()
-            if table in tables
-        ]
+                    from {table} where {changed}
+                    order by record_key, extracted_at desc, batch_id desc) as latest""")
         analyzer = None
         count = 0
         conn.execute(
@@ -116,9 +128,10 @@ def score_sentiment(conn: psycopg.Connection) -> int:
                 select t.channel, t.text_id, t.body from ({' union all '.join(selects)}) as t
                 left join {SENTIMENT_TABLE} s on s.text_id = t.text_id
                 where t.body is not null
-                  and (s.text_id is null or s.text_md5 <> md5(t.body) or s.scorer_version is distinct from %s)
+                  and (s.text_id is null or s.text_md5 <> md5(t.body)
+                       or s.scorer_version is distinct from %(version)s)
                 """,
-                (SCORER_VERSION,),
+                params,
             )
             while chunk := texts.fetchmany(CHUNK):
                 count += len(chunk)
@@ -132,6 +145,7 @@ def score_sentiment(conn: psycopg.Connection) -> int:
                         md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
                         copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5,
                                         s["sentence_min"], SCORER_VERSION))
+        advance_marks(conn, "sentiment", since, version)
         if not count:
             return 0
         conn.execute(

@@ -11,6 +11,7 @@ passes on a full refresh) the whole table is read again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -27,6 +28,8 @@ create table if not exists {MARKS_TABLE} (
 )
 """
 LOOKBACK = timedelta(hours=24)
+# values enriched per round trip: memory stays flat whatever the number of new values
+CHUNK = 20_000
 
 
 def existing_tables(conn: psycopg.Connection, names: list[str]) -> set[str]:
@@ -72,3 +75,17 @@ def advance_marks(conn: psycopg.Connection, step: str, since: dict[str, datetime
             """,
             (step, table, version, latest),
         )
+
+
+def copy_in_chunks(source: psycopg.Cursor, target: psycopg.Cursor, copy: str,
+                   rows: Callable[[list[tuple]], Iterable[tuple]]) -> int:
+    """Fetch what `source` (a server-side cursor, its query executed) yields, CHUNK rows at a time, and write
+    `rows(chunk)` through the `COPY ... FROM STDIN` statement `copy` on `target`; returns the rows fetched.
+    Ten million raw records hold millions of new values: a fetchall would hold them all in memory at once."""
+    count = 0
+    while chunk := source.fetchmany(CHUNK):
+        count += len(chunk)
+        with target.copy(copy) as out:
+            for row in rows(chunk):
+                out.write_row(row)
+    return count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from crm_warehouse.enrich._raw import advance_marks, existing_tables, read_since
+from crm_warehouse.enrich._raw import advance_marks, copy_in_chunks, existing_tables, read_since
 from crm_warehouse.identity.phones import normalize_phone
 
 PHONES_TABLE = "intermediate.phone_numbers_normalized"
@@ -37,8 +37,6 @@ $upgrade$
 """
 # Bump when the normalisation rules change: strings normalised by older rules are normalised again.
 RULES_VERSION = 3
-# strings normalised per round trip (memory stays flat whatever the number of new strings)
-CHUNK = 20_000
 
 # Where phone strings live in the raw landings (CONTRACTS sections 2 to 6). One select per table, over its
 # rows `r`; `{since}` becomes the condition that keeps the rows extracted since the step's mark.
@@ -88,9 +86,6 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US", *, fu
             selects.append(PHONE_QUERIES[table].format(since=condition))
         union = "\nunion all\n".join(selects)
         conn.execute(f"create temp table _phones_new (like {PHONES_TABLE} including defaults) on commit drop")
-        count = 0
-        # streamed through a server-side cursor, a chunk at a time: ten million raw records hold millions of
-        # distinct strings, and a fetchall of them all would hold them in memory at once
         with conn.cursor(name="crm_phones_new") as new, conn.cursor() as cur:
             new.execute(
                 f"""
@@ -103,16 +98,15 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US", *, fu
                 """,
                 params,
             )
-            while chunk := new.fetchmany(CHUNK):
-                count += len(chunk)
-                with cur.copy(
-                    "copy _phones_new (raw_phone, e164, is_valid, region, default_region, candidates,"
-                    " rules_version) from stdin"
-                ) as copy:
-                    for (raw,) in chunk:
-                        n = normalize_phone(raw, default_region)
-                        copy.write_row((raw, n.e164, n.is_valid, n.region, default_region,
-                                        list(n.candidates) or None, RULES_VERSION))
+
+            def normalised(chunk: list[tuple]):
+                for (raw,) in chunk:
+                    n = normalize_phone(raw, default_region)
+                    yield (raw, n.e164, n.is_valid, n.region, default_region, list(n.candidates) or None,
+                           RULES_VERSION)
+
+            count = copy_in_chunks(new, cur, "copy _phones_new (raw_phone, e164, is_valid, region, default_region,"
+                                   " candidates, rules_version) from stdin", normalised)
         advance_marks(conn, "phones", since, version)
         if not count:
             return 0

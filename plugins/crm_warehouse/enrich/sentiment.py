@@ -21,7 +21,7 @@ import re
 
 import psycopg
 
-from crm_warehouse.enrich._raw import advance_marks, existing_tables, read_since
+from crm_warehouse.enrich._raw import advance_marks, copy_in_chunks, existing_tables, read_since
 
 SENTIMENT_TABLE = "intermediate.social_sentiment"
 
@@ -65,8 +65,6 @@ TEXT_QUERIES: dict[str, tuple[str, str]] = {
     "raw.social_linkedin__comments": ("linkedin", "payload->'message'->>'text'"),
 }
 
-# texts scored per round trip (memory stays flat whatever the number of new texts)
-CHUNK = 20_000
 
 
 def _analyzer():
@@ -116,12 +114,9 @@ def score_sentiment(conn: psycopg.Connection, *, full: bool = False) -> int:
                            '{channel}:' || record_key as text_id, {expr} as body
                     from {table} where {changed}
                     order by record_key, extracted_at desc, batch_id desc) as latest""")
-        analyzer = None
-        count = 0
         conn.execute(
             f"create temp table _sentiment_new (like {SENTIMENT_TABLE} including defaults) on commit drop"
         )
-        # streamed through a server-side cursor, a chunk at a time (millions of texts at scale)
         with conn.cursor(name="crm_sentiment_new") as texts, conn.cursor() as cur:
             texts.execute(
                 f"""
@@ -133,18 +128,19 @@ def score_sentiment(conn: psycopg.Connection, *, full: bool = False) -> int:
                 """,
                 params,
             )
-            while chunk := texts.fetchmany(CHUNK):
-                count += len(chunk)
+            analyzer = None
+
+            def scored(chunk: list[tuple]):
+                nonlocal analyzer
                 analyzer = analyzer or _analyzer()
-                with cur.copy(
-                    "copy _sentiment_new (text_id, channel, compound, positive, neutral, negative, text_md5,"
-                    " sentence_min_compound, scorer_version) from stdin"
-                ) as copy:
-                    for channel, text_id, body in chunk:
-                        s = scores(analyzer, body)
-                        md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
-                        copy.write_row((text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5,
-                                        s["sentence_min"], SCORER_VERSION))
+                for channel, text_id, body in chunk:
+                    s = scores(analyzer, body)
+                    md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
+                    yield (text_id, channel, s["compound"], s["pos"], s["neu"], s["neg"], md5, s["sentence_min"],
+                           SCORER_VERSION)
+
+            count = copy_in_chunks(texts, cur, "copy _sentiment_new (text_id, channel, compound, positive, neutral,"
+                                   " negative, text_md5, sentence_min_compound, scorer_version) from stdin", scored)
         advance_marks(conn, "sentiment", since, version)
         if not count:
             return 0

@@ -1,4 +1,9 @@
-"""Qualtrics response export: start an export, poll its progress, download a zip holding one file."""
+"""Qualtrics response export: start an export, poll its progress, download a zip holding one file.
+
+As at Qualtrics, the file is prepared while the export is in progress (a thread started with the export) and
+the progress says `complete` only when it is ready, so the download answers at once however many responses
+the file holds (at a million responses, building it when asked made the download wait past the client's
+read timeout)."""
 
 from __future__ import annotations
 
@@ -92,8 +97,10 @@ class QualtricsApp(VendorApp):
                "compress": body.get("compress", True) is not False,
                "continuation": bool(body.get("allowContinuation") or body.get("continuationToken")),
                "polls": 0, "file_id": None, "fault": getattr(req, "fault", None)}
+        job["ready"] = threading.Event()
         with self._lock:
             self.jobs[progress_id] = job
+        threading.Thread(target=self._prepare, args=(job,), name=f"qualtrics-{progress_id}", daemon=True).start()
         return Response(200, self._ok({"progressId": progress_id, "percentComplete": 0.0,
                                        "status": "inProgress"}))
 
@@ -104,7 +111,7 @@ class QualtricsApp(VendorApp):
             if job is None:
                 return self.error(404, f"Export {progress_id} not found: start a new export")
             job["polls"] += 1
-            if job["polls"] <= self.polls_until_complete:
+            if job["polls"] <= self.polls_until_complete or not job["ready"].is_set():
                 return Response(200, self._ok({"percentComplete": 50.0, "status": "inProgress"}))
             if job["file_id"] is None:
                 job["file_id"] = str(uuid.uuid4()) + "-file"
@@ -122,6 +129,20 @@ class QualtricsApp(VendorApp):
             if file_id in self.jobs:
                 return self.error(404, "This is a progressId: download with the fileId from the progress answer")
             return self.error(404, f"File {file_id} not found")
+        if getattr(req, "fault", None):  # a fault of this request changes what it serves: built for it
+            return self._build(job, req.fault)
+        job["ready"].wait()
+        return job["file"]
+
+    def _prepare(self, job: dict) -> None:
+        try:
+            job["file"] = self._build(job, job.get("fault"))
+        except Exception as exc:  # noqa: BLE001 - the download answers 500 with the reason
+            job["file"] = self.error(500, f"The export could not be prepared: {exc}")
+        job["ready"].set()
+
+    def _build(self, job: dict, fault: dict | None) -> Response:
+        """The export's file, as the download serves it (`fault`: a content fault to apply)."""
         where = ["survey_id = ?", "available_at <= ?"]
         args: list[object] = [job["survey"], job["clock"]]
         if job["lo"] is not None:
@@ -134,7 +155,6 @@ class QualtricsApp(VendorApp):
             rows = db.execute(f"select payload from s_survey_responses where {' and '.join(where)} "
                               "order by recorded_at, key", args).fetchall()
         responses = self.sb.data_faults.apply("qualtrics.export", [json.loads(r[0]) for r in rows])
-        fault = getattr(req, "fault", None) or job.get("fault")
         kind = fault["fault"] if fault else None
         if kind and kind.startswith("drift_"):
             _drift({"r": [r["values"] for r in responses]}, "r", kind)

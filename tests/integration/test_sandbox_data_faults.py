@@ -60,7 +60,7 @@ def _survey_export(sb) -> list[dict]:
     headers = {"X-API-TOKEN": conn["password"]}
     base = f"{conn['host']}/API/v3/surveys/{conn['extra']['survey_ids'][0]}/export-responses"
     progress = requests.post(base, json={"format": "json"}, headers=headers, timeout=10).json()["result"]["progressId"]
-    for _ in range(20):
+    for _ in range(600):  # the file is prepared while the export is in progress
         result = requests.get(f"{base}/{progress}", headers=headers, timeout=10).json()["result"]
         if result["status"] == "complete":
             break

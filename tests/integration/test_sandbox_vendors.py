@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sqlite3
+import threading
 import time
 import zipfile
 from datetime import UTC, datetime
@@ -50,10 +51,11 @@ def _export(sb, body, token=None):
     assert r.status_code == 200, r.text
     pid = r.json()["result"]["progressId"]
     assert r.json()["result"]["status"] == "inProgress"
-    for _ in range(10):
+    for _ in range(600):  # the file is prepared while the export is in progress
         res = requests.get(f"{base}/{pid}", headers=h, timeout=10).json()["result"]
         if res["status"] == "complete":
             break
+        time.sleep(0.05)
     else:
         raise AssertionError("export never completed")
     assert requests.get(f"{base}/{pid}/file", headers=h, timeout=10).status_code == 404  # progressId is no fileId
@@ -95,6 +97,35 @@ def test_qualtrics_json_export_window_and_continuation(sb):
     assert all(r["values"]["recordedDate"] > "2026-09-06" for r in got2)
     total = _count(sb, "select count(*) from s_survey_responses where available_at <= ?", (1788912000,))
     assert len(got1) + len(got2) == total
+
+
+def test_qualtrics_prepares_the_file_while_in_progress_and_downloads_at_once(sb, monkeypatch):
+    """As at Qualtrics: the progress says complete only when the file is ready, and the download then answers
+    at once (a million responses built at download time kept the client waiting past its read timeout)."""
+    app = sb.apps["qualtrics"]
+    gate = threading.Event()
+    build = app._build
+
+    def slow_build(job, fault):
+        gate.wait(30)
+        return build(job, fault)
+
+    monkeypatch.setattr(app, "_build", slow_build)
+    sv = sb.connections["survey_vendor"]
+    h = {"X-API-TOKEN": sv["password"]}
+    base = f"{sv['host']}/API/v3/surveys/SV_crmCsat01/export-responses"
+    pid = requests.post(base, json={"format": "json"}, headers=h, timeout=10).json()["result"]["progressId"]
+    polls = [requests.get(f"{base}/{pid}", headers=h, timeout=10).json()["result"] for _ in range(5)]
+    assert {p["status"] for p in polls} == {"inProgress"}, "complete before the file was ready"
+    gate.set()
+    for _ in range(600):
+        res = requests.get(f"{base}/{pid}", headers=h, timeout=10).json()["result"]
+        if res["status"] == "complete":
+            break
+        time.sleep(0.05)
+    monkeypatch.setattr(app, "_build", lambda job, fault: pytest.fail("the download built the file again"))
+    f = requests.get(f"{base}/{res['fileId']}/file", headers=h, timeout=10)
+    assert f.status_code == 200 and zipfile.ZipFile(io.BytesIO(f.content)).namelist()
 
 
 def test_qualtrics_csv_has_three_header_rows(sb):

@@ -120,4 +120,8 @@ def normalize_phones(conn: psycopg.Connection, default_region: str = "US", *, fu
                 rules_version = excluded.rules_version, normalized_at = now()
             """
         )
+        # fresh statistics: without them the next run's `not exists` probe took the table for empty and
+        # compared every new value with every stored one (a nested loop: 114 s for a day of 12,000 raw rows
+        # against 72,000 numbers; 0.4 s with them)
+        conn.execute(f"analyze {PHONES_TABLE}")
     return count

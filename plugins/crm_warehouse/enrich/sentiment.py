@@ -158,4 +158,6 @@ def score_sentiment(conn: psycopg.Connection, *, full: bool = False) -> int:
                 scorer_version = excluded.scorer_version, scored_at = now()
             """
         )
+        # fresh statistics for the next run's join with this table (see normalize_phones)
+        conn.execute(f"analyze {SENTIMENT_TABLE}")
     return count

@@ -105,8 +105,18 @@
             )
         )
     {%- endset -%}
+    {#- the identity chain's mail (macros identity_changes): the records rewritten, and the strong identifiers
+        they carried before (guarded again, as the identifiers they carry now) -#}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built'],
+            'select record_id, null::text, null::text from int_identifiers_changed') }};
+        {{ send_identity_changes(['int_identifiers_guarded'],
+            'select null::text, identifier_type, identifier_value from ' ~ this
+            ~ ' where is_strong and record_id in (select record_id from int_identifiers_changed)') }}
+    {%- endset -%}
     {{ incremental_changes(
-        'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+        'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
+        before_delete, send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built'])
     ) }}
 {% endmacro %}
 
@@ -148,9 +158,19 @@
                 and dispositions.case_record_id = links.linked_record_id
           )
     {%- endset -%}
+    {#- the identity chain's mail (macros identity_changes): the owners rewritten, and the records they linked
+        to before (their neighbours change) -#}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built'],
+            'select record_id, null::text, null::text from ' ~ changes) }};
+        {{ send_identity_changes(['int_identifiers_guarded'],
+            'select linked_record_id, null::text, null::text from ' ~ this
+            ~ ' where record_id in (select record_id from ' ~ changes ~ ')') }}
+    {%- endset -%}
     {{ incremental_changes(
         changes,
         interaction_raw_tables() + ['phone_system__dispositions', 'sftp_call_center__dispositions'],
-        'record_id', interaction_record_id(), extra_sql
+        'record_id', interaction_record_id(), extra_sql,
+        before_delete, send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built'])
     ) }}
 {% endmacro %}

@@ -1,6 +1,7 @@
 {#-
     The identity chain (int_identifiers_guarded -> int_identity_edges_built -> int_records_clustered ->
-    int_customer_ids_assigned) is incremental: a run recomputes only what the day's changes touch. A model
+    int_customer_ids_assigned) and dim_customers are incremental: a run recomputes only what the day's changes
+    touch. A model
     cannot see what its inputs changed by looking at them (a deleted record, an identifier a record no longer
     carries and a cut that was lifted leave no trace), so each model tells its readers, through mailboxes:
     table intermediate.identity_changes holds (reader, what changed), written by a model's hooks in the
@@ -18,9 +19,17 @@
       int_identifiers_guarded    int_identity_edges_built    the identifiers judged again
       int_identity_edges_built   int_records_clustered       both ends of every edge deleted or written
       int_records_clustered      int_customer_ids_assigned   the records clustered again
+      int_interactions_unioned   dim_customers               the records rewritten and those they answered
+      int_identifiers_unioned    dim_customers               the records rewritten
+      int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
+      int_customer_ids_assigned  dim_customers               the records whose id changed, with the old id
+      dim_customers              dim_customers               a note of the latest data it judged against
 
     A sender built in full (first run, --full-refresh) sends "everything": its readers then recompute in full
     (int_customer_ids_assigned, never fully refreshed, needs this after a --full-refresh of the others).
+    Plans: a reader's work is found through indexes with `= any(array(...))` on base tables (not on CTEs that
+    PostgreSQL materialises, where it compares every row with every element), and nested loops are off
+    (the estimates for those arrays are guesses).
 -#}
 
 {#- the mailboxes; created once (on-run-start), under a lock as parallel dbt invocations may start together -#}
@@ -128,31 +137,29 @@ $crm_identity_changes$;
 
 {#- the edges to write again: those of the identifiers judged again (an identifier's star, or none when it is
     cut), and the links and self edge of the records sent (int_identity_edges_built_identifiers and _records);
-    both ends of each, before and after, go to int_records_clustered (the post-hook sends the new ones) -#}
-{% macro int_identity_edges_built_rewritten(edges) -%}
-    (
-        {{ edges }}.edge_type = 'identifier'
-        and {{ edges }}.identifier_value = any(array(
-            select identifier_value from int_identity_edges_built_identifiers
-        ))
-        and ({{ edges }}.edge_detail, {{ edges }}.identifier_value) in (
-            select identifier_type, identifier_value from int_identity_edges_built_identifiers
-        )
-    )
-    or (
-        {{ edges }}.edge_type in ('link', 'self')
-        and {{ edges }}.node_a = any(array(select record_id from int_identity_edges_built_records))
+    both ends of each, before and after, go to int_records_clustered (the post-hook sends the new ones). Two
+    conditions, each found by its index (in one statement with `or`, PostgreSQL would compare every edge with
+    every identifier) -#}
+{% macro int_identity_edges_built_stars(edges) -%}
+    {{ edges }}.edge_type = 'identifier'
+    and {{ edges }}.identifier_value = any(array(select identifier_value from int_identity_edges_built_identifiers))
+    and ({{ edges }}.edge_detail, {{ edges }}.identifier_value) in (
+        select identifier_type, identifier_value from int_identity_edges_built_identifiers
     )
 {%- endmacro %}
 
-{#- `edges_sql` (node_a, node_b) may be a delete ... returning: a data-modifying statement is a with query -#}
+{% macro int_identity_edges_built_own(edges) -%}
+    {{ edges }}.edge_type in ('link', 'self')
+    and {{ edges }}.node_a = any(array(select record_id from int_identity_edges_built_records))
+{%- endmacro %}
+
+{#- `edges_sql`: with queries (stars, own) of (node_a, node_b), which may be delete ... returning -#}
 {% macro send_edge_ends(edges_sql) %}
-    with edges as (
-        {{ edges_sql }}
-    )
+    with
+    {{ edges_sql }}
     insert into intermediate.identity_changes (reader, record_id)
     select distinct 'int_records_clustered', ends.record_id
-    from edges
+    from (select * from stars union all select * from own) as edges
     cross join lateral (values (edges.node_a), (edges.node_b)) as ends (record_id)
 {% endmacro %}
 
@@ -169,8 +176,11 @@ $crm_identity_changes$;
     analyze int_identity_edges_built_records;
     analyze int_identity_edges_built_identifiers;
     {%- if incremental %}
-        {{ send_edge_ends('delete from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_rewritten('edges')
-            ~ ' returning edges.node_a, edges.node_b') }}
+        {{ send_edge_ends(
+            'stars as (delete from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_stars('edges')
+            ~ ' returning edges.node_a, edges.node_b), '
+            ~ 'own as (delete from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_own('edges')
+            ~ ' returning edges.node_a, edges.node_b)') }}
     {%- else %}
         {{ send_identity_everything(['int_records_clustered']) }}
         {%- if is_incremental() %};
@@ -181,8 +191,10 @@ $crm_identity_changes$;
 
 {#- the post-hook: the ends of the edges written go to int_records_clustered too -#}
 {% macro int_identity_edges_built_written() %}
-    {{ send_edge_ends('select node_a, node_b from ' ~ this ~ ' as edges where '
-        ~ int_identity_edges_built_rewritten('edges')) }}
+    {{ send_edge_ends(
+        'stars as (select node_a, node_b from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_stars('edges')
+        ~ '), own as (select node_a, node_b from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_own('edges')
+        ~ ')') }}
 {% endmacro %}
 
 {#- the records to cluster again (int_records_clustered_touched): the ends of the edges deleted or written,
@@ -218,4 +230,102 @@ $crm_identity_changes$;
     whole clusters, before and after, so the ids they held are decided among them alone -#}
 {% macro int_customer_ids_assigned_changes() %}
     {{ receive_identity_changes('int_customer_ids_assigned_mail') }}
+{% endmacro %}
+
+{#- the post-hook of int_customer_ids_assigned: dim_customers is told the records whose customer id changed and
+    the id each had (its customer lost them, or is gone); everything after a full build of the clusters -#}
+{% macro int_customer_ids_assigned_written() %}
+    {%- set everything -%}
+        exists (select from int_customer_ids_assigned_mail where record_id is null and identifier_type is null)
+    {%- endset %}
+    {{ send_identity_changes(['dim_customers'],
+        "select record_id, 'customer_id', previous_customer_id from " ~ this
+        ~ " where record_id = any(array(select record_id from int_customer_ids_assigned_mail))"
+        ~ " and changed_at = cast('" ~ run_started_at.isoformat() ~ "' as timestamptz)"
+        ~ " and not " ~ everything) }};
+    {{ send_identity_everything(['dim_customers']) }}
+    where {{ everything }}
+{% endmacro %}
+
+{#- dim_customers: the customers to recompute (dim_customers_touched). dim_customers is told the records
+    rewritten (touchpoints, identifiers; the calls and cases of wrap-ups rewritten, the records a rewritten
+    reply answered) and the records whose customer id changed with the id they had; the customers are those
+    records' customers now (int_customer_ids_assigned keeps the records that left too), their former ones,
+    and the customers of the records they answer (a reply counts for its parent's customer). A customer's
+    segment and at-risk flag also depend on the newest and oldest touchpoint of the warehouse: the table
+    leaves itself a note of those it judged against (post-hook), and when the newest moved, the customers
+    whose first contact or a complaint lies where the windows (vars new_customer_days and
+    recent_complaints_days) moved are recomputed too; when the oldest moved, every customer is. -#}
+{% macro dim_customers_changes() %}
+    {{ receive_identity_changes('dim_customers_mail') }};
+    create temporary table dim_customers_as_of on commit drop as
+    select min(occurred_at) as history_start_at, max(occurred_at) as as_of_at
+    from {{ ref('fct_interactions') }};
+    {%- if identity_incremental() %}
+        create temporary table dim_customers_records on commit drop as
+        select record_id from dim_customers_mail
+        where record_id is not null
+        union
+        select records.record_id
+        from {{ ref('int_dispositions_unioned') }} as dispositions
+        cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id)) as records (record_id)
+        where dispositions.disposition_id = any(array(
+            select identifier_value from dim_customers_mail where identifier_type = 'disposition_id'
+        ));
+        insert into dim_customers_records
+        select parent_record_id from {{ ref('int_interactions_unioned') }}
+        where record_id = any(array(select record_id from dim_customers_records))
+          and parent_record_id is not null;
+        create temporary table dim_customers_touched on commit drop as
+        with
+        noted as (
+            select
+                max(identifier_value::timestamptz) filter (where identifier_type = 'history_start_at')
+                    as history_start_at,
+                max(identifier_value::timestamptz) filter (where identifier_type = 'as_of_at') as as_of_at
+            from dim_customers_mail
+        ),
+        moved as (
+            select
+                least(noted.as_of_at, now_.as_of_at) as earliest_at,
+                greatest(noted.as_of_at, now_.as_of_at) as latest_at,
+                noted.history_start_at is distinct from now_.history_start_at as has_history_moved
+            from noted
+            cross join dim_customers_as_of as now_
+        )
+        select customer_id from {{ ref('int_customer_ids_assigned') }}
+        where record_id = any(array(select record_id from dim_customers_records))
+        union
+        select identifier_value from dim_customers_mail
+        where identifier_type = 'customer_id' and identifier_value is not null
+        union
+        select customers.customer_id
+        from {{ this }} as customers
+        cross join moved
+        where moved.has_history_moved
+           or customers.first_contact_at
+              between moved.earliest_at - interval '{{ var("new_customer_days") }} days'
+                  and moved.latest_at - interval '{{ var("new_customer_days") }} days'
+        union
+        select complaints.customer_id
+        from {{ ref('fct_complaints') }} as complaints
+        cross join moved
+        where complaints.opened_at
+              between moved.earliest_at - interval '{{ var("recent_complaints_days") }} days'
+                  and moved.latest_at - interval '{{ var("recent_complaints_days") }} days';
+        analyze dim_customers_touched;
+        delete from {{ this }}
+        where customer_id = any(array(select customer_id from dim_customers_touched))
+    {%- elif is_incremental() %}
+        delete from {{ this }}
+    {%- else %}
+        select 1
+    {%- endif %}
+{% endmacro %}
+
+{#- the post-hook: the note of the oldest and newest touchpoint judged against -#}
+{% macro dim_customers_written() %}
+    {{ send_identity_changes(['dim_customers'],
+        "select null::text, 'history_start_at', history_start_at::text from dim_customers_as_of"
+        ~ " union all select null, 'as_of_at', as_of_at::text from dim_customers_as_of") }}
 {% endmacro %}

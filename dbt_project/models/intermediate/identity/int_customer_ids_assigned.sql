@@ -5,8 +5,13 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         full_refresh=false,
-        indexes=[{'columns': ['record_id']}],
-        pre_hook="{{ int_customer_ids_assigned_changes() }}"
+        pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
+            "{{ int_customer_ids_assigned_changes() }}"],
+        post_hook=[
+            "create index if not exists int_customer_ids_assigned_record_id on {{ this }} (record_id)",
+            "create index if not exists int_customer_ids_assigned_customer_id on {{ this }} (customer_id)",
+            "{{ int_customer_ids_assigned_written() }}"
+        ]
     )
 }}
 {%- set incremental = identity_incremental() %}
@@ -22,7 +27,8 @@
     A run reads only the records int_records_clustered clustered again: whole clusters, before and after
     (macro int_records_clustered_changes), so every previous id among them has all its records among them
     and the rules above give what they would give over every cluster. After a full build of
-    int_records_clustered it reads every cluster (macros/incremental/identity_changes.sql). -#}
+    int_records_clustered it reads every cluster (macros/incremental/identity_changes.sql). The table is never
+    rebuilt, so the post-hook adds the indexes those runs need to a table that lacks them. -#}
 with
 
 clusters as (

@@ -38,8 +38,9 @@ identifiers as not materialized (
 
 ),
 
-links as (
+links as not materialized (
 
+    -- read twice: inlined, so that an incremental run finds the links of its records by index
     select * from {{ ref('int_record_links_unioned') }}
 
 ),

@@ -4,7 +4,8 @@
     on_schema_change='fail',
     unlogged=true,
     indexes=[{'columns': ['node_a']}, {'columns': ['identifier_value']}],
-    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
+        "set local jit = off",
         "{{ int_identity_edges_built_changes() }}"],
     post_hook=["{{ int_identity_edges_built_written() }}", "analyze {{ this }}"]
 ) }}

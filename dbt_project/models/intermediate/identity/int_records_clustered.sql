@@ -4,7 +4,8 @@
     on_schema_change='fail',
     unlogged=true,
     indexes=[{'columns': ['record_id']}, {'columns': ['cluster_key']}],
-    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
+        "set local jit = off",
         "{{ int_records_clustered_changes() }}"],
     post_hook="analyze {{ this }}"
 ) }}

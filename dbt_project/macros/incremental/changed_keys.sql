@@ -55,9 +55,12 @@
     model's table. `key_sql` is the model's key computed from raw_table and record_key (the same expression
     the staging views use: record ids are '<system>:' || the natural key); `extra_sql`, when given, selects
     more (raw_table, record_key, key) rows to rewrite (changes that do not come from the raw tables read); it
-    may read `changes`, which then holds what arrived (the raw tables are scanned once).
+    may read `changes`, which then holds what arrived (the raw tables are scanned once). `before_delete`, when
+    given, runs before the rows are deleted (it may read them: the identity models send what changed, macros
+    identity_changes); `on_full_build`, when given, runs instead on a full build.
 -#}
-{% macro incremental_changes(changes, raw_tables, key_column, key_sql, extra_sql=none) %}
+{% macro incremental_changes(changes, raw_tables, key_column, key_sql, extra_sql=none, before_delete=none,
+                             on_full_build=none) %}
     {%- if is_incremental() -%}
         create temporary table {{ changes }} on commit drop as
         select arrived.raw_table, arrived.record_key, {{ key_sql }} as {{ key_column }}
@@ -67,10 +70,13 @@
         {{ extra_sql }};
         {%- endif %}
         analyze {{ changes }};
+        {%- if before_delete %}
+        {{ before_delete }};
+        {%- endif %}
         delete from {{ this }}
         where {{ key_column }} in (select {{ key_column }} from {{ changes }})
     {%- else -%}
-        select 1
+        {{ on_full_build or 'select 1' }}
     {%- endif -%}
 {% endmacro %}
 

@@ -7,13 +7,26 @@
 {%- endmacro %}
 
 {#- the pre-hook of a model unioning both deliveries of a stream: both copies are read again (the API's wins) -#}
-{% macro two_feed_changes(changes, api_table, sftp_table, key_column) %}
-    {{ incremental_changes(changes, [api_table, sftp_table], key_column, two_feed_key(sftp_table)) }}
+{% macro two_feed_changes(changes, api_table, sftp_table, key_column, before_delete=none, on_full_build=none) %}
+    {{ incremental_changes(changes, [api_table, sftp_table], key_column, two_feed_key(sftp_table),
+                           before_delete=before_delete, on_full_build=on_full_build) }}
 {% endmacro %}
 
+{#- dim_customers is told (macros/identity_changes) the dispositions rewritten and the calls and cases they were
+    about before: complaints, their events and cancellations come from wrap-ups -#}
 {% macro int_dispositions_changes() %}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['dim_customers'],
+            "select null::text, 'disposition_id', disposition_id from int_dispositions_changed") }};
+        {{ send_identity_changes(['dim_customers'],
+            'select record_id, null::text, null::text from ' ~ this ~ ' as dispositions'
+            ~ ' cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id))'
+            ~ ' as records (record_id)'
+            ~ ' where record_id is not null'
+            ~ ' and disposition_id in (select disposition_id from int_dispositions_changed)') }}
+    {%- endset -%}
     {{ two_feed_changes('int_dispositions_changed', 'phone_system__dispositions', 'sftp_call_center__dispositions',
-                        'disposition_id') }}
+                        'disposition_id', before_delete, send_identity_everything(['dim_customers'])) }}
 {% endmacro %}
 
 {% macro int_survey_responses_changes() %}
@@ -79,8 +92,18 @@
             on interactions.record_id = sentiment.record_id
         where interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
+    {#- dim_customers is told (macros/identity_changes) the records rewritten and the records they answered
+        before (a company reply counts for the customer of the record it answers) -#}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['dim_customers'],
+            'select record_id, null::text, null::text from int_interactions_changed'
+            ~ ' union all select parent_record_id, null, null from ' ~ this
+            ~ ' where parent_record_id is not null'
+            ~ ' and record_id in (select record_id from int_interactions_changed)') }}
+    {%- endset -%}
     {{ incremental_changes(
-        'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+        'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
+        before_delete, send_identity_everything(['dim_customers'])
     ) }}
 {% endmacro %}
 
@@ -105,8 +128,19 @@
             )
         )
     {%- endset -%}
+    {#- the identity chain's mail (macros identity_changes): the records rewritten, and the strong identifiers
+        they carried before (guarded again, as the identifiers they carry now) -#}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers'],
+            'select record_id, null::text, null::text from int_identifiers_changed') }};
+        {{ send_identity_changes(['int_identifiers_guarded'],
+            'select null::text, identifier_type, identifier_value from ' ~ this
+            ~ ' where is_strong and record_id in (select record_id from int_identifiers_changed)') }}
+    {%- endset -%}
     {{ incremental_changes(
-        'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql
+        'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
+        before_delete,
+        send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers'])
     ) }}
 {% endmacro %}
 
@@ -148,9 +182,19 @@
                 and dispositions.case_record_id = links.linked_record_id
           )
     {%- endset -%}
+    {#- the identity chain's mail (macros identity_changes): the owners rewritten, and the records they linked
+        to before (their neighbours change) -#}
+    {%- set before_delete -%}
+        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built'],
+            'select record_id, null::text, null::text from ' ~ changes) }};
+        {{ send_identity_changes(['int_identifiers_guarded'],
+            'select linked_record_id, null::text, null::text from ' ~ this
+            ~ ' where record_id in (select record_id from ' ~ changes ~ ')') }}
+    {%- endset -%}
     {{ incremental_changes(
         changes,
         interaction_raw_tables() + ['phone_system__dispositions', 'sftp_call_center__dispositions'],
-        'record_id', interaction_record_id(), extra_sql
+        'record_id', interaction_record_id(), extra_sql,
+        before_delete, send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built'])
     ) }}
 {% endmacro %}

@@ -4,9 +4,17 @@
         unique_key='record_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        full_refresh=false
+        full_refresh=false,
+        pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
+            "{{ int_customer_ids_assigned_changes() }}"],
+        post_hook=[
+            "create index if not exists int_customer_ids_assigned_record_id on {{ this }} (record_id)",
+            "create index if not exists int_customer_ids_assigned_customer_id on {{ this }} (customer_id)",
+            "{{ int_customer_ids_assigned_written() }}"
+        ]
     )
 }}
+{%- set incremental = identity_incremental() %}
 {#- The stable customer id of every customer record. The table is the persistent mapping: a run writes
     only records that are new or whose customer changed, so an id survives re-runs and changes only on a
     real merge or split (full_refresh is disabled: rebuilding would forget the ids BI already saw).
@@ -15,12 +23,20 @@
       - a cluster that keeps several previous ids keeps the one with most records (a merge: the others
         are absorbed; ties: smallest id);
       - a cluster that keeps no previous id gets a new id: md5 of its key, plus the id it split from.
-    int_customer_merges records the merges and splits. -#}
+    int_customer_merges records the merges and splits.
+    A run reads only the records int_records_clustered clustered again: whole clusters, before and after
+    (macro int_records_clustered_changes), so every previous id among them has all its records among them
+    and the rules above give what they would give over every cluster. After a full build of
+    int_records_clustered it reads every cluster (macros/incremental/identity_changes.sql). The table is never
+    rebuilt, so the post-hook adds the indexes those runs need to a table that lacks them. -#}
 with
 
 clusters as (
 
     select * from {{ ref('int_records_clustered') }}
+    {% if incremental %}
+    where record_id = any(array(select record_id from int_customer_ids_assigned_mail))
+    {% endif %}
 
 ),
 
@@ -28,6 +44,9 @@ previous as (
 
     {% if is_incremental() %}
     select record_id, customer_id from {{ this }}
+    {% if incremental %}
+    where record_id = any(array(select record_id from int_customer_ids_assigned_mail))
+    {% endif %}
     {% else %}
     select null::text as record_id, null::text as customer_id where false
     {% endif %}

@@ -1,8 +1,14 @@
 {{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
     unlogged=true,
-    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off", "set local jit = off"],
+    indexes=[{'columns': ['identifier_value']}],
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
+        "set local jit = off", "{{ int_identifiers_guarded_changes() }}"],
     post_hook="analyze {{ this }}"
 ) }}
+{%- set incremental = identity_incremental() %}
 {#- The guard against merging strangers. An identifier shared by people who disagree is cut, not used
     as a link: a company or call-center number that many customers typed or called from, a family
     phone or email. Per strong identifier we profile the records carrying it and the records directly
@@ -19,7 +25,10 @@
     Cost: most identifiers speak for one person, whose records agree on each contact: one hash aggregate
     keeps the smallest and largest contact of each kind, and only the identifiers where those differ are
     counted exactly (count(distinct) sorts). Plans are kept to hash joins (the CTEs have no statistics, and
-    sorting text in the database's collation is slow). -#}
+    sorting text in the database's collation is slow).
+    Incremental (macros/incremental/identity_changes.sql): a run judges again only the identifiers whose
+    records or reached records changed: the identifiers the records rewritten carry now or carried before,
+    and those carried by records linked to a record rewritten (macro int_identifiers_guarded_changes). -#}
 with
 
 identifiers as not materialized (
@@ -29,8 +38,9 @@ identifiers as not materialized (
 
 ),
 
-links as (
+links as not materialized (
 
+    -- read twice: inlined, so that an incremental run finds the links of its records by index
     select * from {{ ref('int_record_links_unioned') }}
 
 ),
@@ -39,29 +49,27 @@ strong as not materialized (
 
     select record_id, identifier_type, identifier_value from identifiers
     where is_strong
-
-),
-
-record_profiles as (
-
-    -- one row per record: it carries at most one name key, email, exact phone and customer_ref
-    select
-        record_id,
-        max(identifier_value) filter (where identifier_type = 'name') as name_key,
-        max(identifier_value) filter (where identifier_type = 'email') as email,
-        max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
-        max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
-    from identifiers
-    where identifier_type in ('name', 'email', 'phone', 'customer_ref')
-    group by record_id
+    {% if incremental %}
+      -- every record carrying an identifier to judge again (an index scan: = any(array(...)))
+      and identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
+      and (identifier_type, identifier_value) in (
+          select identifier_type, identifier_value from int_identifiers_guarded_changed
+      )
+    {% endif %}
 
 ),
 
 neighbours as (
 
     select record_id, linked_record_id as neighbour_record_id from links
+    {% if incremental %}
+    where record_id = any(array(select record_id from strong))
+    {% endif %}
     union
     select linked_record_id, record_id from links
+    {% if incremental %}
+    where linked_record_id = any(array(select record_id from strong))
+    {% endif %}
 
 ),
 
@@ -77,6 +85,24 @@ reached as (
     from strong
     inner join neighbours
         on neighbours.record_id = strong.record_id
+
+),
+
+record_profiles as (
+
+    -- one row per record: it carries at most one name key, email, exact phone and customer_ref
+    select
+        record_id,
+        max(identifier_value) filter (where identifier_type = 'name') as name_key,
+        max(identifier_value) filter (where identifier_type = 'email') as email,
+        max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
+        max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
+    from identifiers
+    where identifier_type in ('name', 'email', 'phone', 'customer_ref')
+    {% if incremental %}
+      and record_id = any(array(select reached_record_id from reached))
+    {% endif %}
+    group by record_id
 
 ),
 

@@ -4,6 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     unlogged=true,
+    indexes=[{'columns': ['record_id']}, {'columns': ['identifier_value']}],
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
         "{{ int_identifiers_changes() }}"],
     post_hook="analyze {{ this }}"

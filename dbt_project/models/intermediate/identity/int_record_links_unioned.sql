@@ -4,6 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     unlogged=true,
+    indexes=[{'columns': ['record_id']}, {'columns': ['linked_record_id']}],
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_sort = off",
         "set local jit = off", "{{ int_record_links_changes() }}"],
     post_hook="analyze {{ this }}"

@@ -1,20 +1,34 @@
 {{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
     unlogged=true,
-    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
+    indexes=[{'columns': ['record_id']}, {'columns': ['cluster_key']}],
+    pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
+        "set local jit = off",
+        "{{ int_records_clustered_changes() }}"],
     post_hook="analyze {{ this }}"
 ) }}
+{%- set incremental = identity_incremental() %}
 {#- Connected components of the identity graph. The records are numbered once, in byte order of their
     record id (every record has a self edge), the other edges become pairs of numbers, and
     intermediate.crm_union_find (macro create_udfs: union-find with path halving over an in-memory integer
     array) gives every number the smallest number of its component. The cluster key is the smallest
     record id of the component; it is not stable across runs (int_customer_ids_assigned gives the
-    stable id). -#}
+    stable id).
+    Incremental (macros/incremental/identity_changes.sql): a run clusters again only the records at the ends
+    of the edges that changed and every record of their old clusters (no edge leaves that set, so its
+    components are the graph's; macro int_records_clustered_changes). -#}
 with
 
 edges as not materialized (
 
     -- read twice from the table rather than copied once into a work table
     select * from {{ ref('int_identity_edges_built') }}
+    {% if incremental %}
+    -- the edges of the records to cluster again (their other ends are in the set too)
+    where node_a = any(array(select record_id from int_records_clustered_touched))
+    {% endif %}
 
 ),
 

@@ -3,6 +3,7 @@
     unique_key='disposition_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['disposition_id']}],
     pre_hook="{{ int_dispositions_changes() }}"
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}

@@ -3,6 +3,7 @@
     unique_key='record_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['record_id']}],
     pre_hook="{{ int_interactions_changes() }}"
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}

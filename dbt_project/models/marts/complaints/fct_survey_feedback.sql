@@ -4,6 +4,7 @@
         unique_key='survey_response_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_id']}],
         post_hook="{{ delete_rows_gone('survey_response_id', ref('int_survey_responses_unioned'), 'record_id') }}"
     )
 }}

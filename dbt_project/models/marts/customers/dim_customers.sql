@@ -1,15 +1,34 @@
-{#- The unified customer. Segment (first rule that holds): churned (asked to cancel), detractor (latest
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id']}],
+        pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
+            "{{ dim_customers_changes() }}"],
+        post_hook=["{{ dim_customers_written() }}", "analyze {{ this }}"]
+    )
+}}
+{%- set incremental = identity_incremental() %}
+-- depends_on: {{ ref('int_dispositions_unioned') }}
+{# The unified customer. Segment (first rule that holds): churned (asked to cancel), detractor (latest
     NPS 0..6), promoter (latest NPS 9..10 and no unresolved complaint), complainant (any complaint), new
     (first contact within var new_customer_days of the latest data, and the warehouse saw at least that
     many days before it: without history nobody can be called new), regular. At risk: not churned and
     an unresolved or unrectified complaint, a latest NPS <= 6, a latest CSAT <= 2, or 2+ complaints in
-    the 90 days before the latest data. "Latest data" is the newest touchpoint in the warehouse, so a
-    re-run on the same data gives the same answer. -#}
+    the var recent_complaints_days (90) days before the latest data. "Latest data" is the newest touchpoint
+    in the warehouse, so a re-run on the same data gives the same answer.
+    Incremental: a run recomputes only the customers whose records, wrap-ups or customer ids changed, and
+    those whose segment or recent complaints the moving "latest data" can change; customers that are gone are
+    deleted (macro dim_customers_changes in macros/incremental/identity_changes.sql). -#}
 with
 
 customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+    {% if incremental %}
+    where customer_id = any(array(select customer_id from dim_customers_touched))
+    {% endif %}
 
 ),
 
@@ -18,42 +37,62 @@ identifiers as (
     -- not the guessed readings of a phone number libphonenumber could not pin down
     select * from {{ ref('int_identifiers_unioned') }}
     where is_exact
+    {% if incremental %}
+      and record_id = any(array(select record_id from customer_ids))
+    {% endif %}
 
 ),
 
 interactions as (
 
     select * from {{ ref('fct_interactions') }}
+    {% if incremental %}
+    where customer_id = any(array(select customer_id from dim_customers_touched))
+    {% endif %}
 
 ),
 
 int_interactions as (
 
     select * from {{ ref('int_interactions_unioned') }}
+    {% if incremental %}
+    where record_id = any(array(select record_id from customer_ids))
+    {% endif %}
 
 ),
 
 survey_feedback as (
 
     select * from {{ ref('fct_survey_feedback') }}
+    {% if incremental %}
+    where customer_id = any(array(select customer_id from dim_customers_touched))
+    {% endif %}
 
 ),
 
 complaints as (
 
     select * from {{ ref('fct_complaints') }}
+    {% if incremental %}
+    -- not indexed: a hash semi-join (= any(array(...)) would compare every row with every customer)
+    where customer_id in (select customer_id from dim_customers_touched)
+    {% endif %}
 
 ),
 
 cancellations as (
 
     select * from {{ ref('int_customer_cancellations') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from dim_customers_touched)
+    {% endif %}
 
 ),
 
 as_of as (
 
-    select min(occurred_at) as history_start_at, max(occurred_at) as as_of_at from interactions
+    -- over every touchpoint
+    select min(occurred_at) as history_start_at, max(occurred_at) as as_of_at from {{ ref('fct_interactions') }}
 
 ),
 
@@ -163,7 +202,9 @@ complaint_summary as (
         count(*) filter (where complaints.is_rectified) as rectified_complaints_count,
         count(*) filter (where complaints.complaint_status = 'closed_unrectified') as unrectified_complaints_count,
         count(*) filter (where complaints.channel_group = 'social') as social_complaints_count,
-        count(*) filter (where complaints.opened_at >= as_of.as_of_at - interval '90 days') as recent_complaints_count,
+        count(*) filter (
+            where complaints.opened_at >= as_of.as_of_at - interval '{{ var("recent_complaints_days") }} days'
+        ) as recent_complaints_count,
         max(complaints.opened_at) as last_complaint_at
     from complaints
     cross join as_of
@@ -263,6 +304,7 @@ final as (
         rectified_complaints_count,
         unrectified_complaints_count,
         social_complaints_count,
+        recent_complaints_count,
         last_complaint_at,
         cancel_requested_at,
         has_requested_cancel,

@@ -4,6 +4,7 @@
         unique_key='interaction_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_id']}, {'columns': ['occurred_at']}],
         post_hook="{{ delete_rows_gone('interaction_id', ref('int_interactions_unioned'), 'record_id') }}"
     )
 }}

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from crm_warehouse.quality.scope import GateScope, decide_scope, record_gate_run
+from crm_warehouse.quality.scope import XID_WRAP, GateScope, decide_scope, record_gate_run
 from crm_warehouse.quality.suites import (
     CheckSpec,
     SuiteFileError,
@@ -390,6 +391,18 @@ def store_results(conn: psycopg.Connection, result: GateResult) -> None:
             )
 
 
+def _changed_filter(spec: SuiteSpec, scope: GateScope) -> sql.Composable:
+    """The condition selecting the changed rows of the table of `spec` (values as literals, no text pasted)."""
+    if spec.layer in ("raw", "ops"):
+        if not scope.batches:
+            return sql.SQL("false")
+        # the range lets PostgreSQL use the raw tables' BRIN index on batch_id
+        return sql.SQL("batch_id between {} and {} and batch_id = any({}::bigint[])").format(
+            sql.Literal(min(scope.batches)), sql.Literal(max(scope.batches)), sql.Literal(list(scope.batches)))
+    return sql.SQL("((xmin::text::bigint - {} + 4294967296) % 4294967296) < {}").format(
+        sql.Literal(int(scope.xid_since) % XID_WRAP), sql.Literal(int(scope.xid_span)))
+
+
 def _changed_relations(conn: psycopg.Connection, suites: list[SuiteSpec], build_schema: str,
                        scope: GateScope) -> dict[str, str]:
     """For an incremental gate: copy each table's changed rows into an unlogged table of schema `quality`
@@ -399,27 +412,27 @@ def _changed_relations(conn: psycopg.Connection, suites: list[SuiteSpec], build_
     with conn.transaction():
         for spec in suites:
             schema = spec.schema(build_schema)
-            table = f"{quote_ident(schema)}.{quote_ident(spec.table)}"
-            if spec.layer in ("raw", "ops"):
-                predicate = scope.batch_predicate()
-            else:
-                predicate = scope.written_predicate()
-                if not conn.execute(f"select exists (select from {table} where not ({predicate}))").fetchone()[0]:
-                    out[spec.name] = table  # rebuilt whole by this build: every row is a changed row
-                    continue
-            copy = f"quality.{quote_ident((CHANGED_PREFIX + schema + '__' + spec.table)[:63])}"
-            conn.execute(f"drop table if exists {copy}")
-            conn.execute(f"create unlogged table {copy} as select * from {table} where {predicate}")
-            conn.execute(f"analyze {copy}")
-            out[spec.name] = copy
+            table = sql.Identifier(schema, spec.table)
+            where = _changed_filter(spec, scope)
+            if spec.layer == "marts" and not conn.execute(
+                    sql.SQL("select exists (select from {} where not ({}))").format(table, where)).fetchone()[0]:
+                out[spec.name] = f"{quote_ident(schema)}.{quote_ident(spec.table)}"  # rebuilt whole by dbt
+                continue
+            name = (CHANGED_PREFIX + schema + "__" + spec.table)[:63]
+            copy = sql.Identifier("quality", name)
+            conn.execute(sql.SQL("drop table if exists {}").format(copy))
+            conn.execute(sql.SQL("create unlogged table {} as select * from {} where {}").format(copy, table, where))
+            conn.execute(sql.SQL("analyze {}").format(copy))
+            out[spec.name] = f"quality.{quote_ident(name)}"
     return out
 
 
 def _drop_changed_relations(url: str, relations: Iterable[str]) -> None:
-    copies = [r for r in relations if r.startswith("quality.")]
-    if copies:
+    names = [r.split(".", 1)[1].strip('"') for r in relations if r.startswith("quality.")]
+    if names:
         with psycopg.connect(url, application_name="crm_quality_gate") as conn:
-            conn.execute(f"drop table if exists {', '.join(copies)}")
+            conn.execute(sql.SQL("drop table if exists {}").format(
+                sql.SQL(", ").join(sql.Identifier("quality", n) for n in names)))
 
 
 def run_gate(

@@ -138,6 +138,14 @@ def test_an_incremental_gate_checks_the_days_rows(copy, warehouse_after_the_day,
     assert stored["raw.phone_system__calls.record_key_not_null"] == result.scope
     assert stored["raw.phone_system__calls.landing_columns_present"] == "full"
     assert stored["staging.stg_phone_system__calls.unique_stg_phone_system__calls_call_sid"] == result.scope
+    # the Data Docs too: the run's name and the changed rows' suites, and every check's notes
+    pages = [p.relative_to(tmp_path / "day").as_posix() for p in (tmp_path / "day" / "validations").rglob("*.html")]
+    assert any(p.startswith("validations/raw/phone_system__calls/changed_rows_since_") for p in pages), pages
+    assert all("/day__since_" in p for p in pages)
+    notes = (tmp_path / "day" / "expectations" / "raw" / "phone_system__calls.html").read_text()
+    assert "Rows checked: all." in notes
+    changed_notes = next((tmp_path / "day" / "expectations" / "raw" / "phone_system__calls").glob("*.html"))
+    assert f"Rows checked: changed {result.scope}." in changed_notes.read_text()
 
     # right after a passed gate nothing changed: no row is read; then dbt rewrites one row of a mart
     again = _gate(copy, "nothing-new", run_end, tmp_path / "again")

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +522,8 @@ def run_gate(
                       "unchecked: add expectations/marts/" + name + ".yml"))
 
     context = _build_context(docs_dir)
+    docs_scope = "full_check" if scope.full or scope.since is None else \
+        f"since_{scope.since.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     try:
         if present:
             try:
@@ -545,7 +547,7 @@ def run_gate(
                     parts = [(spec.name, spec.table, spec.schema(build_schema),
                               [c for c in spec.checks if c.scope != "changed"])]
                     if on_changes:
-                        parts.append((f"{spec.name}.changed_rows", relation.split(".", 1)[1].strip('"'),
+                        parts.append((f"{spec.name}.changed_rows_{docs_scope}", relation.split(".", 1)[1].strip('"'),
                                       "quality", on_changes))
                 for gx_name, table, schema, checks in parts:
                     if not checks:
@@ -570,7 +572,8 @@ def run_gate(
             ))
             run = checkpoint.run(
                 expectation_parameters={"run_end": run_end.isoformat()},
-                run_id=gx.RunIdentifier(run_name=run_id),
+                # Data Docs say the scope: in the run's name, and in the changed rows' suites and every check's notes
+                run_id=gx.RunIdentifier(run_name=f"{run_id}__{docs_scope}"),
             )
             for validation in run.run_results.values():
                 spec = by_suite[validation.suite_name]

@@ -21,17 +21,21 @@ def main(argv: list[str]) -> int:
         with psycopg.connect(url) as conn:
             report = run_all(conn)
     elif phase == "gate":
-        # as the DAG's quality_gate task: dbt's data tests, then the suites, judged together
+        # as the DAG's quality_gate task: one scope (a full check on the first gate, else what changed since the
+        # last passed one), dbt's data tests, then the suites, judged together
         from crm_warehouse.quality.dbt_tests import run_dbt_tests
         from crm_warehouse.quality.gate import run_gate
+        from crm_warehouse.quality.scope import decide_scope
 
-        dbt_outcomes = run_dbt_tests(url, log_path=f"{docs}/dbt-test.log")
+        with psycopg.connect(url) as conn:
+            scope = decide_scope(conn)
+        dbt_outcomes = run_dbt_tests(url, log_path=f"{docs}/dbt-test.log", scope=scope)
         dbt_seconds = round(time.perf_counter() - started, 1)
         result = run_gate(url, build_schema="marts_build", run_id=f"bench-{int(time.time())}",
                           run_end=datetime.fromtimestamp(int(run_end), UTC), docs_dir=f"{docs}/data_docs",
-                          extra_outcomes=dbt_outcomes)
+                          extra_outcomes=dbt_outcomes, scope=scope)
         report = result.summary()
-        extra = {"dbt_tests": len(dbt_outcomes), "dbt_tests_seconds": dbt_seconds}
+        extra = {"dbt_tests": len(dbt_outcomes), "dbt_tests_seconds": dbt_seconds, "scope": scope.label}
         if not result.passed:
             print(json.dumps({"seconds": round(time.perf_counter() - started, 1), "gate": report, **extra},
                              default=str))

@@ -10,7 +10,9 @@ Runs when any raw table changes (Assets published by the extract DAGs) and daily
    has one line per model (status, rows, seconds) and a failing model fails it, naming the model;
 3. `quality_gate`: every dbt data test (one `dbt test`) and the Great Expectations suites from
    `expectations/` on raw and `marts_build`; a critical failure stops here, the task fails naming each
-   failed check with its rows and the Data Docs, and BI keeps reading the previous `marts`;
+   failed check with its rows and the Data Docs, and BI keeps reading the previous `marts`. The checks of
+   values read only what changed since the last gate that passed; every row is checked on the first gate,
+   after a `{"full_refresh": true}` build and when the run's conf says `{"full_check": true}`;
 4. `publish`: `marts_build` becomes `marts` in one transaction (what `bi_reader` sees);
 5. `insight_report` and `dbt_docs`: the manager's report, dbt docs (Data Docs come from the gate), as
    static sites (`crm docs` serves them).
@@ -94,14 +96,18 @@ def transform_warehouse():
         from crm_warehouse.quality.dbt_tests import run_dbt_tests
         from crm_warehouse.quality.gate import run_gate
         from crm_warehouse.quality.notify import notify_gate_warnings
+        from crm_warehouse.quality.scope import decide_scope, full_check_reason
         from crm_warehouse.settings import docs_dir
-        from crm_warehouse.warehouse import url_from_connection
+        from crm_warehouse.warehouse import connect, url_from_connection
 
         url = url_from_connection()
         run_end = run_end_from_context(context)
-        dbt_outcomes = run_dbt_tests(url)
+        full = full_check_reason(context["dag_run"].conf)  # else: what changed since the last passed gate
+        with connect() as conn:
+            scope = decide_scope(conn, full_check=full is not None, full_reason=full or "")
+        dbt_outcomes = run_dbt_tests(url, scope=scope)
         result = run_gate(url, build_schema="marts_build", run_id=context["run_id"], run_end=run_end,
-                          docs_dir=docs_dir() / "data_docs", extra_outcomes=dbt_outcomes)
+                          docs_dir=docs_dir() / "data_docs", extra_outcomes=dbt_outcomes, scope=scope)
         result.raise_if_failed()  # critical failures: fail without retry; the notifier reports them
         summary = result.summary()
         notify_gate_warnings(summary, context)  # warnings: publish, and tell people

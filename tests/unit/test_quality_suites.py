@@ -81,6 +81,8 @@ def test_every_check_is_a_valid_gx_expectation():
         ("suite: s\nlayer: marts\ntable: t\nchecks: [{check: a, type: x, severity: warning, kwarg: 1}]",
          "unknown keys"),
         ("suite: [unclosed", "not valid YAML"),
+        ("suite: s\nlayer: marts\ntable: t\nchecks: [{check: a, type: x, severity: warning, scope: some}]",
+         "scope must be one of"),
     ],
 )
 def test_malformed_suite_files_name_the_file_and_the_fix(tmp_path: Path, text: str, error: str):
@@ -116,3 +118,32 @@ def test_sql_checks_use_only_the_batch_placeholder():
             assert fields == {"batch"}, f"{suite.path}: {check.check} has placeholders {fields}"
             if " join " in query.lower():
                 assert "{batch} as " in query, f"{suite.path}: {check.check} joins without aliasing {{batch}}"
+
+
+def test_an_incremental_gate_reads_the_changed_rows_and_probes_keys():
+    """Checks of values read the changed rows, uniqueness becomes a key probe of the changed keys against the
+    whole table, SQL checks limit themselves with @changed / @batch_in_scope; a full gate reads every row."""
+    from crm_warehouse.quality.gate import _gx_expectations
+
+    suites = {s.name: s for s in load_suites()}
+    raw = suites["raw.phone_system__calls"]
+    scopes = {c.check: c.scope for c in raw.checks}
+    assert scopes["record_key_not_null"] == scopes["sid_is_call_sid"] == "changed"
+    assert scopes["record_version_unique"] == "keys" and scopes["landing_columns_present"] == "whole"
+    changed = 'quality."changed__raw__phone_system__calls"'
+    built = {e.meta["check"]: e for e in _gx_expectations(
+        raw, build_schema="marts_build", run_end=RUN_END, changed=changed,
+        batch_in_scope="batch_id = any(array[7, 9])", gate_scope="since 2026-10-01T00:00:00+00:00")}
+    probe = built["record_version_unique"]
+    assert type(probe).__name__ == "UnexpectedRowsExpectation"
+    assert f"in (select \"record_key\", \"batch_id\", \"content_hash\" from {changed}" in probe.unexpected_rows_query
+    assert "batch_id = any(array[7, 9])" in built["rows_reconcile_with_ledger"].unexpected_rows_query
+    staging_fields = built["fields_staging_needs_present"].unexpected_rows_query
+    assert f"record_key in (select record_key from {changed}" in staging_fields
+    assert built["record_key_not_null"].meta["scope"] == "since 2026-10-01T00:00:00+00:00"
+    assert built["landing_columns_present"].meta["scope"] == "full"
+    assert built["rows_reconcile_with_ledger"].meta["scope"] == "since 2026-10-01T00:00:00+00:00"
+    full = {e.meta["check"]: e for e in _gx_expectations(raw, build_schema="marts_build", run_end=RUN_END)}
+    assert type(full["record_version_unique"]).__name__ == "ExpectCompoundColumnsToBeUnique"
+    assert "where true" in full["fields_staging_needs_present"].unexpected_rows_query
+    assert {e.meta["scope"] for e in full.values()} == {"full"}

@@ -116,10 +116,11 @@ create table if not exists {table} (
     source_position text,
     primary key (record_key, batch_id, content_hash)
 );
--- what arrived since a time (the incremental models' high-water mark, the gate's scope): rows are appended in
--- extraction order, so a BRIN index (a few pages per million rows, next to nothing to maintain while loading)
--- skips every block range older than the mark; the ranges the newest loads fill are summarised as they fill
-create index if not exists {brin} on {table} using brin (extracted_at) with (autosummarize = on)
+-- what arrived since a time (the incremental models' and enrichment's high-water marks) or since a batch (the
+-- quality gate's scope): rows are appended in extraction and batch order, so one BRIN index on both columns (a
+-- few pages per million rows, next to nothing to maintain while loading) skips every block range older than
+-- the mark, whichever column the condition is on; the ranges the newest loads fill are summarised as they fill
+create index if not exists {brin} on {table} using brin (extracted_at, batch_id) with (autosummarize = on)
 """
 
 # Before versions could repeat (A, then B, then A again is three versions), the key was (record_key,
@@ -192,7 +193,7 @@ def ensure_raw_table(conn: psycopg.Connection, source: str, stream: str) -> None
                 name,
             )
 
-    brin = sql.Identifier(f"{name}__extracted_at_brin")
+    brin = sql.Identifier(f"{name}__landing_brin")
     _run_locked(conn, key, sql.SQL(RAW_DDL).format(table=table, brin=brin), then=migrate)
 
 

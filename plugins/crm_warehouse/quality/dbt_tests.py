@@ -10,6 +10,10 @@ every test at once.
 Severity: a test whose dbt severity is `error` (the project's default) is critical and blocks publishing;
 `warn` is a warning (published, alerted). dbt unit tests check model logic on fixtures, not data: they run
 in CI (`tests/integration`), not here.
+
+Scope: given an incremental GateScope, the tests of single values and of uniqueness read only what changed
+since the last passed gate (vars `gate_batch_in_scope` and `gate_written`, read by
+dbt_project/macros/tests/gate_scope.sql); each outcome says the rows it read.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from crm_warehouse.quality.gate import CheckOutcome
+from crm_warehouse.quality.scope import GateScope
 from crm_warehouse.settings import dbt_project_dir
 
 log = logging.getLogger(__name__)
 
 SUITE_PREFIX = "dbt"
+# the tests dbt_project/macros/tests/gate_scope.sql scopes (gate_row_tests and gate_unique_tests there)
+SCOPED_TESTS = {"not_null", "accepted_values", "relationships", "accepted_range", "expression_is_true", "unique",
+                "unique_combination_of_columns"}
 
 
 class DbtTestsFailedToRun(RuntimeError):
@@ -56,8 +64,24 @@ def _relation(node: dict | None) -> str:
     return f"{node.get('schema')}.{node.get('alias') or node.get('name')}"
 
 
-def outcomes_from_results(run_results: dict, manifest: dict) -> list[CheckOutcome]:
-    """One CheckOutcome per dbt data test of `run_results.json`, named `dbt.<model>.<test name>`."""
+def _scoped(node: dict, parent: dict | None, sources: dict) -> bool:
+    """Whether gate_scope.sql limits this test to the changed rows (the same rule as the macro's)."""
+    if (node.get("test_metadata") or {}).get("name") not in SCOPED_TESTS or not parent:
+        return False
+    if parent.get("resource_type") != "model":
+        return False
+    materialized = (parent.get("config") or {}).get("materialized")
+    if materialized in ("table", "incremental"):
+        return True
+    upstream = (parent.get("depends_on") or {}).get("nodes") or []
+    raw = [u for u in upstream if u.startswith("source.")]
+    return (materialized == "view" and len(raw) == 1 and len(upstream) == 1
+            and (sources.get(raw[0]) or {}).get("schema") == "raw")
+
+
+def outcomes_from_results(run_results: dict, manifest: dict, scope: str = "full") -> list[CheckOutcome]:
+    """One CheckOutcome per dbt data test of `run_results.json`, named `dbt.<model>.<test name>`; `scope` is
+    the gate's (`full` or `since <time>`), said of each test it limited."""
     nodes = manifest.get("nodes", {})
     sources = manifest.get("sources", {})
     out = []
@@ -94,13 +118,16 @@ def outcomes_from_results(run_results: dict, manifest: dict) -> list[CheckOutcom
             else None,
             observed=observed,
             error=error,
+            scope=scope if scope != "full" and _scoped(node, parent, sources) else "full",
         ))
     return out
 
 
 def run_dbt_tests(url: str, *, log_path: str | Path | None = None, project_dir: str | Path | None = None,
-                  select: str | None = None) -> list[CheckOutcome]:
+                  select: str | None = None, scope: GateScope | None = None) -> list[CheckOutcome]:
     """Run every dbt data test of the project against the warehouse at `url`; return their outcomes.
+    `scope`: the gate's; an incremental one limits the tests of values to the changed rows (a full check when
+    not given).
 
     dbt's output goes to `log_path` (default: a file next to the temporary target). Raises
     DbtTestsFailedToRun when dbt could not produce results at all.
@@ -115,6 +142,9 @@ def run_dbt_tests(url: str, *, log_path: str | Path | None = None, project_dir: 
                "--target-path", str(target), "--log-path", tmp, "--exclude-resource-type", "unit_test"]
         if select:
             cmd += ["--select", select]
+        if scope is not None and not scope.full:
+            cmd += ["--vars", json.dumps({"gate_batch_in_scope": scope.batch_predicate(),
+                                          "gate_written": scope.written_predicate()})]
         with output.open("w") as out:
             proc = subprocess.run(cmd, env=_dbt_env(url), stdout=out, stderr=subprocess.STDOUT, cwd=project)
         results_file = target / "run_results.json"
@@ -125,7 +155,8 @@ def run_dbt_tests(url: str, *, log_path: str | Path | None = None, project_dir: 
         if done:
             log.info("dbt test: %s", done[-1].strip())
         outcomes = outcomes_from_results(json.loads(results_file.read_text()),
-                                         json.loads((target / "manifest.json").read_text()))
+                                         json.loads((target / "manifest.json").read_text()),
+                                         scope.label if scope is not None else "full")
     failed = [o for o in outcomes if not o.success]
     log.info("dbt tests: %s run, %s failed (%s critical)", len(outcomes), len(failed),
              sum(o.severity == "critical" for o in failed))

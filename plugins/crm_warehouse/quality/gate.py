@@ -2,6 +2,9 @@
 context) against the raw landings, the ledger and the marts dbt built in the build schema; build the Data
 Docs into `docs_dir`; keep one row per check in `quality.validation_results`; return a GateResult.
 
+Every check runs on a scope (`quality/scope.py`): `full` (every row), or `since <time>` (the rows that changed
+since the last gate that passed: an incremental gate). Results, Data Docs and messages say which.
+
 Critical failures block publishing (`GateResult.raise_for_failures` raises QualityGateFailed); warnings
 publish and alert.
 """
@@ -15,18 +18,21 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from crm_warehouse.quality.scope import XID_WRAP, GateScope, decide_scope, record_gate_run
 from crm_warehouse.quality.suites import (
     CheckSpec,
     SuiteFileError,
     SuiteSpec,
     load_suites,
     placeholders,
+    quote_ident,
     referenced_columns,
     render,
 )
@@ -51,9 +57,14 @@ create table if not exists quality.validation_results (
     observed          jsonb not null default '{}'::jsonb,
     run_end           timestamptz not null,
     checked_at        timestamptz not null,
+    scope             text,
     primary key (run_id, suite, expectation)
 )
 """
+# the rows a check read: every row, or the rows changed since the last passed gate (`since <time>`)
+RESULTS_SCOPE_DDL = "alter table quality.validation_results add column if not exists scope text"
+# an incremental gate copies each table's changed rows here for GX (dropped when the gate ends)
+CHANGED_PREFIX = "changed__"
 
 
 @dataclass(frozen=True)
@@ -70,21 +81,23 @@ class CheckOutcome:
     element_count: int | None = None
     observed: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # set when the check could not run (missing table or column, SQL error)
+    scope: str = "full"  # the rows it read: `full`, or `since <time>` (changed since the last passed gate)
 
     def describe(self) -> str:
-        """One line for messages and alerts: which check, on which table, how many rows."""
+        """One line for messages and alerts: which check, on which table and scope, how many rows."""
         head = f"{self.suite}.{self.check} on {self.table}"
         if self.observed.get("waived"):
             head += " (critical, waived)"
+        read = " (all rows)" if self.scope == "full" else f" (rows changed {self.scope})"
         if self.error:
-            return f"{head}: {self.error}"
+            return f"{head}: {self.error}{read}"
         if self.unexpected_count is not None:
             rows = "row" if self.unexpected_count == 1 else "rows"
             of = f" of {self.element_count}" if self.element_count is not None else ""
-            return f"{head}: {self.unexpected_count} unexpected {rows}{of}"
+            return f"{head}: {self.unexpected_count} unexpected {rows}{of}{read}"
         if "observed_value" in self.observed:
-            return f"{head}: observed {self.observed['observed_value']!r}"
-        return f"{head}: failed"
+            return f"{head}: observed {self.observed['observed_value']!r}{read}"
+        return f"{head}: failed{read}"
 
 
 @dataclass
@@ -95,6 +108,8 @@ class GateResult:
     outcomes: list[CheckOutcome]
     docs_path: Path
     duration_seconds: float
+    scope: str = "full"  # the gate's scope: `full`, or `since <time>`
+    scope_reason: str = ""
 
     @property
     def critical_failures(self) -> list[CheckOutcome]:
@@ -119,7 +134,7 @@ class GateResult:
         lines = [
             f"Quality gate {verdict} for run {self.run_id}: {len(self.outcomes)} checks, "
             f"{len(self.critical_failures)} critical failures, {len(self.warnings)} warnings "
-            f"({self.duration_seconds:.1f}s)."
+            f"({self.duration_seconds:.1f}s). Scope: {self.scope_text()}."
         ]
         if self.critical_failures:
             lines.append("Critical (block publishing):")
@@ -137,6 +152,12 @@ class GateResult:
 
     raise_for_failures = raise_if_failed
 
+    def scope_text(self) -> str:
+        if self.scope == "full":
+            return f"full check ({self.scope_reason})" if self.scope_reason else "full check"
+        return (f"rows changed {self.scope} ({self.scope_reason}; table-level checks on whole tables; "
+                "old rows are checked by the next full check)")
+
     def summary(self) -> dict[str, Any]:
         """A small JSON-able summary (for XCom and alerts): verdict, failed checks, Data Docs."""
         return {
@@ -147,6 +168,8 @@ class GateResult:
             "warnings": [o.describe() for o in self.warnings],
             "docs": self.docs_url,
             "duration_seconds": round(self.duration_seconds, 2),
+            "scope": self.scope,
+            "scope_reason": self.scope_reason,
         }
 
 
@@ -168,7 +191,7 @@ class QualityGateFailed(_GateFailureBase):
         lines = [
             f"Quality gate failed for run {result.run_id}: {len(failures)} critical "
             f"check{'s' if len(failures) != 1 else ''} failed, so nothing was published to the marts "
-            "(BI keeps reading the previous marts)."
+            f"(BI keeps reading the previous marts). Scope: {result.scope_text()}."
         ]
         lines += [f"  - {o.describe()}" for o in failures]
         if result.warnings:
@@ -229,7 +252,7 @@ def _observed_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _outcome(spec: SuiteSpec, check: CheckSpec, table: str, success: bool, result: dict, exc: str | None,
-             missing_columns: set[str]) -> CheckOutcome:
+             missing_columns: set[str], scope: str = "full") -> CheckOutcome:
     summary = _observed_summary(result)
     unexpected = summary.get("unexpected_count")
     if unexpected is None and check.type == "unexpected_rows_expectation":
@@ -253,6 +276,7 @@ def _outcome(spec: SuiteSpec, check: CheckSpec, table: str, success: bool, resul
         element_count=summary.get("element_count"),
         observed=summary,
         error=error,
+        scope=scope,
     )
 
 
@@ -280,20 +304,58 @@ def _build_context(docs_dir: Path):
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _gx_expectations(spec: SuiteSpec, *, build_schema: str, run_end: datetime,
-                     target_schema: str = "marts") -> list:
+def _key_probe_query(check: CheckSpec, changed: str) -> str:
+    """Uniqueness of the changed keys against the whole table: the keys of `changed` that appear more than
+    once in the table (`{batch}`), without a group-by over the whole table."""
+    columns = [check.kwargs["column"]] if "column" in check.kwargs else list(check.kwargs["column_list"])
+    cols = ", ".join(quote_ident(c) for c in columns)
+    key = cols if len(columns) == 1 else f"({cols})"
+    return (f"select {cols}, count(*) as n_rows from {{batch}}\n"
+            f"where {key} in (select {cols} from {changed} as changed_rows)\n"
+            f"group by {cols} having count(*) > 1")
+
+
+def _reads_changes(check: CheckSpec) -> bool:
+    """A whole-table SQL check that limits itself to the changes (@changed, @changed_record_key,
+    @batch_in_scope)."""
+    text = json.dumps(check.kwargs)
+    return "@changed" in text or "@batch_in_scope" in text
+
+
+def check_scope(check: CheckSpec, gate_scope: str, *, key_probe: bool) -> str:
+    """The rows `check` reads in a gate of scope `gate_scope`: `full`, or the gate's `since <time>`."""
+    if gate_scope == "full":
+        return "full"
+    if check.scope == "changed" or (check.scope == "keys" and key_probe) or _reads_changes(check):
+        return gate_scope
+    return "full"
+
+
+def _gx_expectations(spec: SuiteSpec, *, build_schema: str, run_end: datetime, target_schema: str = "marts",
+                     checks: Iterable[CheckSpec] | None = None, changed: str | None = None,
+                     batch_in_scope: str = "true", gate_scope: str = "full") -> list:
+    """GX expectations of `checks` (default: every check of `spec`). In an incremental gate (`changed`: the
+    relation of the table's changed rows) uniqueness checks become key probes; each check's meta and notes
+    say the rows it read."""
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    values = placeholders(spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema)
+    values = placeholders(spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema,
+                          changed=changed, batch_in_scope=batch_in_scope)
+    key_probe = changed is not None
     out = []
-    for check in spec.checks:
+    for check in spec.checks if checks is None else checks:
+        etype, kwargs = check.type, render(check.kwargs, values)
+        if key_probe and check.scope == "keys" and "mostly" not in kwargs:
+            etype, kwargs = "unexpected_rows_expectation", {"unexpected_rows_query": _key_probe_query(check, changed)}
+        scope = check_scope(check, gate_scope, key_probe=key_probe)
         try:
             config = ExpectationConfiguration(
-                type=check.type,
-                kwargs=render(check.kwargs, values),
+                type=etype,
+                kwargs=kwargs,
                 meta={**check.meta, "check": check.check, "severity": check.severity,
-                      "suite_file": spec.path.name},
+                      "suite_file": spec.path.name, "scope": scope},
                 description=check.description,
+                notes=f"Rows checked: {'all' if scope == 'full' else 'changed ' + scope}.",
                 severity=check.severity,
             )
             out.append(config.to_domain_obj())
@@ -308,6 +370,7 @@ def ensure_results_table(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("create schema if not exists quality")
         conn.execute(RESULTS_DDL)
+        conn.execute(RESULTS_SCOPE_DDL)
 
 
 def store_results(conn: psycopg.Connection, result: GateResult) -> None:
@@ -319,13 +382,57 @@ def store_results(conn: psycopg.Connection, result: GateResult) -> None:
             cur.executemany(
                 "insert into quality.validation_results (run_id, suite, table_name, expectation, "
                 "expectation_type, severity, success, unexpected_count, element_count, observed, run_end, "
-                "checked_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())",
+                "checked_at, scope) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), %s)",
                 [
                     (result.run_id, o.suite, o.table, o.check, o.expectation_type, o.severity, o.success,
-                     o.unexpected_count, o.element_count, json.dumps(o.observed), result.run_end)
+                     o.unexpected_count, o.element_count, json.dumps(o.observed), result.run_end, o.scope)
                     for o in result.outcomes
                 ],
             )
+
+
+def _changed_filter(spec: SuiteSpec, scope: GateScope) -> sql.Composable:
+    """The condition selecting the changed rows of the table of `spec` (values as literals, no text pasted)."""
+    if spec.layer in ("raw", "ops"):
+        if not scope.batches:
+            return sql.SQL("false")
+        # the range lets PostgreSQL use the raw tables' BRIN index on batch_id
+        return sql.SQL("batch_id between {} and {} and batch_id = any({}::bigint[])").format(
+            sql.Literal(min(scope.batches)), sql.Literal(max(scope.batches)), sql.Literal(list(scope.batches)))
+    return sql.SQL("((xmin::text::bigint - {} + 4294967296) % 4294967296) < {}").format(
+        sql.Literal(int(scope.xid_since) % XID_WRAP), sql.Literal(int(scope.xid_span)))
+
+
+def _changed_relations(conn: psycopg.Connection, suites: list[SuiteSpec], build_schema: str,
+                       scope: GateScope) -> dict[str, str]:
+    """For an incremental gate: copy each table's changed rows into an unlogged table of schema `quality`
+    (GX then reads them once per check without scanning the table again); returns suite name -> relation.
+    A table every row of which changed (dbt rebuilt it) is its own relation: nothing is copied."""
+    out: dict[str, str] = {}
+    with conn.transaction():
+        for spec in suites:
+            schema = spec.schema(build_schema)
+            table = sql.Identifier(schema, spec.table)
+            where = _changed_filter(spec, scope)
+            if spec.layer == "marts" and not conn.execute(
+                    sql.SQL("select exists (select from {} where not ({}))").format(table, where)).fetchone()[0]:
+                out[spec.name] = f"{quote_ident(schema)}.{quote_ident(spec.table)}"  # rebuilt whole by dbt
+                continue
+            name = (CHANGED_PREFIX + schema + "__" + spec.table)[:63]
+            copy = sql.Identifier("quality", name)
+            conn.execute(sql.SQL("drop table if exists {}").format(copy))
+            conn.execute(sql.SQL("create unlogged table {} as select * from {} where {}").format(copy, table, where))
+            conn.execute(sql.SQL("analyze {}").format(copy))
+            out[spec.name] = f"quality.{quote_ident(name)}"
+    return out
+
+
+def _drop_changed_relations(url: str, relations: Iterable[str]) -> None:
+    names = [r.split(".", 1)[1].strip('"') for r in relations if r.startswith("quality.")]
+    if names:
+        with psycopg.connect(url, application_name="crm_quality_gate") as conn:
+            conn.execute(sql.SQL("drop table if exists {}").format(
+                sql.SQL(", ").join(sql.Identifier("quality", n) for n in names)))
 
 
 def run_gate(
@@ -340,12 +447,19 @@ def run_gate(
     target_schema: str = "marts",
     waive: Iterable[str] = (),
     extra_outcomes: Iterable[CheckOutcome] = (),
+    incremental: bool = False,
+    scope: GateScope | None = None,
 ) -> GateResult:
     """Validate raw landings, the ledger and the marts in `build_schema` against every suite.
 
     `run_end` (timezone-aware; the DAG run's data_interval_end) bounds event times: nothing may happen
     after it. Data Docs are written to `docs_dir` (open `GateResult.docs_path`). Nothing is published here;
     `target_schema` is only read, to compare the build with what BI sees now.
+
+    Scope: a full check by default. `incremental=True` checks row by row only what changed since the last gate
+    that passed (a full check when none has passed yet); `scope` (`crm_warehouse.quality.scope.decide_scope`)
+    gives the scope decided by the caller, e.g. for dbt's tests of the same run. With `store`, the verdict and
+    the ledger position are kept in `quality.gate_runs` for the next incremental gate.
 
     `extra_outcomes`: checks run elsewhere on the same build, judged, stored and reported with these (the
     transform DAG passes dbt's data tests, `crm_warehouse.quality.dbt_tests.run_dbt_tests`).
@@ -369,6 +483,8 @@ def run_gate(
     suites = load_suites(Path(chosen) if chosen else None)
 
     with psycopg.connect(url, application_name="crm_quality_gate") as conn:
+        if scope is None:
+            scope = decide_scope(conn, full_check=not incremental, full_reason="a full check was asked for")
         existing = _existing_tables(conn, suites, build_schema)
         columns = {
             (r[0], r[1], r[2])
@@ -381,13 +497,14 @@ def run_gate(
         built = [r[0] for r in conn.execute(
             "select table_name from information_schema.tables where table_schema = %s order by 1",
             (build_schema,))]
+        present = [spec for spec in suites if (spec.schema(build_schema), spec.table) in existing]
+        changed = {} if scope.full else _changed_relations(conn, present, build_schema, scope)
+    log.info("quality gate scope: %s", scope.describe())
 
     outcomes: list[CheckOutcome] = list(extra_outcomes)
-    present: list[SuiteSpec] = []
     for spec in suites:
         qualified = f"{spec.schema(build_schema)}.{spec.table}"
-        if (spec.schema(build_schema), spec.table) in existing:
-            present.append(spec)
+        if spec in present:
             continue
         severity = "critical" if spec.required else "warning"
         what = "dbt did not build it" if spec.layer == "marts" else "nothing has landed yet"
@@ -405,52 +522,74 @@ def run_gate(
                       "unchecked: add expectations/marts/" + name + ".yml"))
 
     context = _build_context(docs_dir)
-    if present:
-        try:
-            # NullPool: every GX connection closes when GX is done with it (no idle sessions left behind)
-            datasource = context.data_sources.add_postgres(
-                "warehouse", connection_string=_sqlalchemy_url(url), kwargs={"poolclass": NullPool})
-        except Exception as exc:
-            raise RuntimeError(f"GX could not connect to the warehouse {redact(url)}: {exc}") from exc
-        definitions = []
-        by_suite: dict[str, SuiteSpec] = {}
-        for spec in present:
-            asset = datasource.add_table_asset(
-                spec.name, table_name=spec.table, schema_name=spec.schema(build_schema)
+    docs_scope = "full_check" if scope.full or scope.since is None else \
+        f"since_{scope.since.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    try:
+        if present:
+            try:
+                # NullPool: every GX connection closes when GX is done with it (no idle sessions left behind)
+                datasource = context.data_sources.add_postgres(
+                    "warehouse", connection_string=_sqlalchemy_url(url), kwargs={"poolclass": NullPool})
+            except Exception as exc:
+                raise RuntimeError(f"GX could not connect to the warehouse {redact(url)}: {exc}") from exc
+            definitions = []
+            by_suite: dict[str, SuiteSpec] = {}
+            for spec in present:
+                # (GX suite name, table, checks, changed relation): a full gate validates each table once; an
+                # incremental one validates the whole table for table-level checks and key probes, and its
+                # changed rows (copied by _changed_relations) for the checks of single values
+                relation = changed.get(spec.name)
+                if relation == f"{quote_ident(spec.schema(build_schema))}.{quote_ident(spec.table)}":
+                    relation = None  # dbt rebuilt it whole: every check reads every (changed) row as it is
+                parts = [(spec.name, spec.table, spec.schema(build_schema), list(spec.checks))]
+                if relation is not None and relation.startswith("quality."):
+                    on_changes = [c for c in spec.checks if c.scope == "changed"]
+                    parts = [(spec.name, spec.table, spec.schema(build_schema),
+                              [c for c in spec.checks if c.scope != "changed"])]
+                    if on_changes:
+                        parts.append((f"{spec.name}.changed_rows_{docs_scope}", relation.split(".", 1)[1].strip('"'),
+                                      "quality", on_changes))
+                for gx_name, table, schema, checks in parts:
+                    if not checks:
+                        continue
+                    asset = datasource.add_table_asset(gx_name, table_name=table, schema_name=schema)
+                    batch = asset.add_batch_definition_whole_table("whole_table")
+                    suite = context.suites.add(gx.ExpectationSuite(name=gx_name, expectations=_gx_expectations(
+                        spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema,
+                        checks=checks, changed=relation, batch_in_scope=scope.batch_predicate(),
+                        gate_scope=scope.label if spec.name in changed else "full")))
+                    if len(suite.expectations) != len(checks):
+                        raise SuiteFileError(f"{spec.path}: GX dropped some checks as invalid; see the log above")
+                    definitions.append(context.validation_definitions.add(
+                        gx.ValidationDefinition(name=gx_name, data=batch, suite=suite)))
+                    by_suite[gx_name] = spec
+            checkpoint = context.checkpoints.add(gx.Checkpoint(
+                name="quality_gate",
+                validation_definitions=definitions,
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+                # no sample values anywhere (Data Docs included): counts only
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
+            ))
+            run = checkpoint.run(
+                expectation_parameters={"run_end": run_end.isoformat()},
+                # Data Docs say the scope: in the run's name, and in the changed rows' suites and every check's notes
+                run_id=gx.RunIdentifier(run_name=f"{run_id}__{docs_scope}"),
             )
-            batch = asset.add_batch_definition_whole_table("whole_table")
-            suite = context.suites.add(
-                gx.ExpectationSuite(name=spec.name, expectations=_gx_expectations(
-                    spec, build_schema=build_schema, run_end=run_end, target_schema=target_schema))
-            )
-            if len(suite.expectations) != len(spec.checks):
-                raise SuiteFileError(f"{spec.path}: GX dropped some checks as invalid; see the log above")
-            definitions.append(context.validation_definitions.add(
-                gx.ValidationDefinition(name=spec.name, data=batch, suite=suite)))
-            by_suite[spec.name] = spec
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name="quality_gate",
-            validation_definitions=definitions,
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
-            # no sample values anywhere (Data Docs included): counts only
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
-        ))
-        run = checkpoint.run(
-            expectation_parameters={"run_end": run_end.isoformat()},
-            run_id=gx.RunIdentifier(run_name=run_id),
-        )
-        for validation in run.run_results.values():
-            spec = by_suite[validation.suite_name]
-            schema = spec.schema(build_schema)
-            missing = {c for c in referenced_columns_all(spec) if (schema, spec.table, c) not in columns}
-            checks = {c.check: c for c in spec.checks}
-            for r in validation.results:
-                meta = r.expectation_config.meta or {}
-                check = checks[meta["check"]]
-                outcomes.append(_outcome(spec, check, f"{schema}.{spec.table}", r.success,
-                                         r.result or {}, _find_exception(r.exception_info), missing))
-    else:
-        context.build_data_docs(site_names=[DOCS_SITE])
+            for validation in run.run_results.values():
+                spec = by_suite[validation.suite_name]
+                schema = spec.schema(build_schema)
+                missing = {c for c in referenced_columns_all(spec) if (schema, spec.table, c) not in columns}
+                checks = {c.check: c for c in spec.checks}
+                for r in validation.results:
+                    meta = r.expectation_config.meta or {}
+                    check = checks[meta["check"]]
+                    outcomes.append(_outcome(spec, check, f"{schema}.{spec.table}", r.success,
+                                             r.result or {}, _find_exception(r.exception_info), missing,
+                                             meta.get("scope", "full")))
+        else:
+            context.build_data_docs(site_names=[DOCS_SITE])
+    finally:
+        _drop_changed_relations(url, changed.values())
 
     waived = set(waive) | {w.strip() for w in os.environ.get("CRM_QUALITY_WAIVE", "").split(",") if w.strip()}
     unknown = waived - {f"{o.suite}.{o.check}" for o in outcomes}
@@ -465,10 +604,11 @@ def run_gate(
     order = {s.name: i for i, s in enumerate(suites)}
     outcomes.sort(key=lambda o: (order.get(o.suite, len(order)), o.suite, o.check))
     result = GateResult(run_id, run_end, build_schema, outcomes, docs_dir / "index.html",
-                        time.monotonic() - started)
+                        time.monotonic() - started, scope=scope.label, scope_reason=scope.reason)
     if store:
         with psycopg.connect(url, application_name="crm_quality_gate") as conn:
             store_results(conn, result)
+            record_gate_run(conn, run_id, scope, result.passed)
     log.info("%s", result.report())
     return result
 

@@ -14,14 +14,24 @@ checks:
     severity: critical           # critical blocks publishing; warning publishes and alerts
     kwargs: {column: complaint_id}
     description: ...             # optional, shown in Data Docs
+    scope: changed               # optional: changed | whole (default by type, see below)
 ```
+
+Scope (an incremental gate checks what changed since the last gate that passed, `quality/scope.py`): column
+value checks (not null, in set, between, regex) default to `changed`, i.e. they run on the changed rows only;
+uniqueness checks become a key probe (the changed keys against the whole table); every other check (columns,
+types, row counts, SQL checks) defaults to `whole`. A SQL check marked `changed` reads the changed rows as
+`{batch}`; a `whole` one may still limit itself with `@changed` (the changed rows, as a relation) and
+`@batch_in_scope` (a condition on a `batch_id` column: the ledger batches in scope) or `@changed_record_key`
+(a condition on `record_key`: the raw records with a changed row). In a full check every check reads every
+row (the relation is the table, the conditions `true`).
 
 Strings in `kwargs` may use placeholders, replaced before GX sees them: `@build`, `@raw`, `@ops` (quoted
 schema names), `@run_end` (a `timestamptz` literal of the run's end), `@source`, `@stream` (quoted text
 literals from a `<source>__<stream>` table name), `@table` (the quoted table name), `@published_schema`
 (the published schema's quoted name as a text literal, for `to_regclass` and `quality.row_count`).
-GX's own `{batch}` is the validated table. A kwarg may also be `{$PARAMETER: run_end}` (a GX suite
-parameter, given at run time).
+`@changed`, `@batch_in_scope` and `@changed_record_key` (above). GX's own `{batch}` is the validated table.
+A kwarg may also be `{$PARAMETER: run_end}` (a GX suite parameter, given at run time).
 """
 
 from __future__ import annotations
@@ -37,8 +47,18 @@ import yaml
 SEVERITIES = ("critical", "warning")
 LAYERS = ("raw", "ops", "marts")
 SUITE_KEYS = {"suite", "layer", "table", "required", "include", "checks", "description"}
-CHECK_KEYS = {"check", "type", "severity", "kwargs", "description", "meta"}
-_PLACEHOLDER = re.compile(r"@(build|raw|ops|run_end|source|stream|table|published_schema)\b")
+CHECK_KEYS = {"check", "type", "severity", "kwargs", "description", "meta", "scope"}
+SCOPES = ("changed", "whole")
+_PLACEHOLDER = re.compile(
+    r"@(build|raw|ops|run_end|source|stream|table|published_schema|changed_record_key|changed|batch_in_scope)\b")
+# checks of single values: an incremental gate runs them on the changed rows only
+ROW_TYPES = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set", "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+})
+# uniqueness: an incremental gate checks the changed keys against the whole table (a key probe)
+UNIQUE_TYPES = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -54,6 +74,7 @@ class CheckSpec:
     kwargs: dict[str, Any]
     description: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    scope: str = "whole"  # changed | whole | keys (uniqueness: a key probe)
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,14 @@ def _parse_check(raw: Any, path: Path, index: int) -> CheckSpec:
     kwargs = raw.get("kwargs") or {}
     if not isinstance(kwargs, dict):
         raise SuiteFileError(f"{where} ({name}): `kwargs` must be a mapping")
-    return CheckSpec(name, etype, severity, kwargs, raw.get("description"), meta)
+    scope = raw.get("scope")
+    if scope is not None and scope not in SCOPES:
+        raise SuiteFileError(f"{where} ({name}): scope must be one of {SCOPES}, got {scope!r}")
+    if scope is None:
+        scope = "changed" if etype in ROW_TYPES else "keys" if etype in UNIQUE_TYPES else "whole"
+    elif scope == "changed" and etype in UNIQUE_TYPES:
+        scope = "keys"
+    return CheckSpec(name, etype, severity, kwargs, raw.get("description"), meta, scope)
 
 
 def load_suite(path: Path) -> SuiteSpec:
@@ -179,9 +207,11 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def placeholders(spec: SuiteSpec, *, build_schema: str, run_end: datetime,
-                 target_schema: str = "marts") -> dict[str, str]:
-    """The SQL text each `@name` placeholder of `spec` stands for in this run."""
+def placeholders(spec: SuiteSpec, *, build_schema: str, run_end: datetime, target_schema: str = "marts",
+                 changed: str | None = None, batch_in_scope: str = "true") -> dict[str, str]:
+    """The SQL text each `@name` placeholder of `spec` stands for in this run. `changed`: the relation of
+    the table's changed rows (default: the whole table, a full check); `batch_in_scope`: a condition on
+    `batch_id` (default `true`)."""
     if run_end.tzinfo is None:
         raise ValueError("run_end must be timezone-aware (UTC), e.g. the DAG run's data_interval_end")
     source, stream = spec.source_stream
@@ -195,6 +225,10 @@ def placeholders(spec: SuiteSpec, *, build_schema: str, run_end: datetime,
         "table": quote_ident(spec.table),
         # the published schema as a text literal (for to_regclass / dynamic SQL: it may not exist yet)
         "published_schema": quote_literal(quote_ident(target_schema)),
+        "changed": changed or f"{quote_ident(spec.schema(build_schema))}.{quote_ident(spec.table)}",
+        "changed_record_key": f"record_key in (select record_key from {changed} as changed_rows)" if changed
+        else "true",
+        "batch_in_scope": f"({batch_in_scope})",
     }
 
 

@@ -1,0 +1,94 @@
+{#-
+    The quality gate's scope for dbt's data tests (plugins/crm_warehouse/quality/scope.py). An incremental gate
+    runs `dbt test` with vars
+      gate_batch_in_scope: a condition on batch_id, the ledger batches landed since the last passed gate;
+      gate_written: a condition on a table's rows, written since the last passed gate (its xmin);
+    and every test of single values (not_null, accepted_values, relationships, accepted_range,
+    expression_is_true) reads only the changed rows of the model it tests:
+      - a staging view: the records with a raw row in those batches, `record_key = any(array(...))`, a
+        condition on the view's distinct-on key that PostgreSQL pushes through the view to the raw table's
+        primary key (as the incremental models do, macros/incremental/changed_keys.sql);
+      - a table dbt built: the rows written since.
+    Uniqueness (unique, unique_combination_of_columns) is checked for the changed keys against the whole table
+    (a key probe); on a staging view, among its changed records (a staging key is its raw key: the raw primary
+    key and the mart tests keep it unique across days). Tests of the whole table (not_empty, singular tests)
+    and seeds are not scoped. Without the vars (a full gate, `dbt build`) every test reads every row.
+-#}
+
+{#- tests of single values: scoped to the changed rows -#}
+{% macro gate_row_tests() %}
+    {{ return(['not_null', 'accepted_values', 'relationships', 'accepted_range', 'expression_is_true']) }}
+{% endmacro %}
+
+{#- uniqueness: scoped by a key probe -#}
+{% macro gate_unique_tests() %}
+    {{ return(['unique', 'unique_combination_of_columns']) }}
+{% endmacro %}
+
+{#- the condition selecting the changed rows of the node a test tests, or none (the whole model) -#}
+{% macro gate_changed_rows_condition(tested) %}
+    {%- set batch_in_scope = var('gate_batch_in_scope', none) -%}
+    {%- set written = var('gate_written', none) -%}
+    {%- if batch_in_scope is none or tested is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set materialized = tested.config.materialized if tested.config else none -%}
+    {%- if tested.resource_type == 'model' and materialized == 'view' -%}
+        {%- set sources = [] -%}
+        {%- set refs = [] -%}
+        {%- for upstream in tested.depends_on.nodes -%}
+            {%- do (sources if upstream.startswith('source.') else refs).append(upstream) -%}
+        {%- endfor -%}
+        {%- if sources | length == 1 and refs | length == 0 -%}
+            {%- set src = graph.sources[sources[0]] -%}
+            {%- if src.schema == 'raw' -%}
+                {%- set raw = adapter.quote(src.schema) ~ '.' ~ adapter.quote(src.identifier or src.name) -%}
+                {%- if execute and adapter.get_relation(database=src.database, schema=src.schema,
+                                                        identifier=src.identifier or src.name) is none -%}
+                    {{ return(none) }}
+                {%- endif -%}
+                {{ return("record_key = any(array(select record_key from " ~ raw ~ " where "
+                          ~ batch_in_scope ~ "))") }}
+            {%- endif -%}
+        {%- endif -%}
+        {{ return(none) }}
+    {%- elif tested.resource_type == 'model' and materialized in ('table', 'incremental') -%}
+        {{ return(written) }}
+    {%- endif -%}
+    {{ return(none) }}
+{% endmacro %}
+
+{#- The relation a test reads (dbt calls this for every generic test's `model`): dbt's own `where` config,
+    and the gate's scope. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set meta = model.get('test_metadata') if model is mapping else none -%}
+    {%- set test_name = meta.get('name') if meta else none -%}
+    {%- set tested_id = model.get('attached_node') if model is mapping else none -%}
+    {%- set tested = graph.nodes.get(tested_id) if (execute and tested_id) else none -%}
+    {%- set changed = gate_changed_rows_condition(tested) if test_name else none -%}
+    {%- set conditions = [] -%}
+    {%- if where -%}{%- do conditions.append('(' ~ where ~ ')') -%}{%- endif -%}
+    {%- if changed and test_name in gate_row_tests() -%}
+        {%- do conditions.append('(' ~ changed ~ ')') -%}
+    {%- elif changed and test_name in gate_unique_tests() -%}
+        {%- set kwargs = meta.get('kwargs', {}) -%}
+        {%- set columns = [kwargs.get('column_name')] if kwargs.get('column_name') else
+                          kwargs.get('combination_of_columns', []) -%}
+        {%- if tested.config.materialized == 'view' or not columns -%}
+            {%- do conditions.append('(' ~ changed ~ ')') -%}
+        {%- else -%}
+            {#- key probe: every row sharing a key with a changed row -#}
+            {%- do conditions.append('((' ~ columns | join(', ') ~ ') in (select ' ~ columns | join(', ')
+                                     ~ ' from ' ~ relation ~ ' where ' ~ changed ~ '))') -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ conditions | join(' and ') }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}

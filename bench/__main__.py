@@ -122,9 +122,10 @@ def run_warehouse(args) -> int:
 
 def run_pipeline(args) -> int:
     from bench import pipeline
+    from bench.extract_load import pg_admin_url
 
     title = "Pipeline end to end on Celery"
-    admin = None
+    admin = pg_admin_url(args.pg_url)
 
     def write(row: dict) -> None:
         # each (world, workers) row is stored and the section rewritten as soon as it is measured: a
@@ -136,9 +137,6 @@ def run_pipeline(args) -> int:
         print(f"wrote row {row['world']}/{row['workers']}w into {pipeline.RESULTS} and section {title!r}",
               file=sys.stderr)
 
-    from bench.extract_load import pg_admin_url
-
-    admin = pg_admin_url(args.pg_url)
     result = pipeline.run(quick=args.quick, pg_url=admin, worlds=tuple(args.pipeline_worlds.split(",")),
                           workers_list=tuple(int(n) for n in args.pipeline_workers.split(",")), on_row=write)
     rows = result["rows"] if args.quick else pipeline.load_results()

@@ -37,6 +37,17 @@ RAW_TABLES = ("phone_system__calls", "phone_system__dispositions", "survey_vendo
               "web_forms__responses", "sftp_call_center__calls", "social_facebook__posts")
 
 
+def land_and_build(url: str, world_dir: Path, work: Path, **bounds) -> None:
+    """Land the world's records within `bounds` into raw, enrich them and build the models (tests left to
+    the gate), as the transform DAG does before its gate."""
+    with psycopg.connect(url) as conn, sqlite3.connect(world_dir / "world.db") as world:
+        landing.land_served_records(conn, world, **bounds)
+        conn.commit()
+        run_all(conn)
+        conn.commit()
+    pipeline.dbt_build(url, work, "--exclude-resource-type", "test", "unit_test")
+
+
 def _admin(server_url: str) -> psycopg.Connection:
     return psycopg.connect(server_url, autocommit=True)
 
@@ -55,22 +66,12 @@ def warehouse_after_the_day(pg_server_url, tmp_path_factory):
     with _admin(pg_server_url) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     try:
-        with psycopg.connect(url) as conn, sqlite3.connect(world_dir / "world.db") as world:
-            landing.land_served_records(conn, world, available_before=last_day)
-            conn.commit()
-            run_all(conn)
-            conn.commit()
-        pipeline.dbt_build(url, tmp_path_factory.mktemp("dbt-1"), "--exclude-resource-type", "test", "unit_test")
+        land_and_build(url, world_dir, tmp_path_factory.mktemp("dbt-1"), available_before=last_day)
         first = run_gate(url, run_id="first", run_end=run_end, docs_dir=tmp_path_factory.mktemp("docs-first"),
                          incremental=True)
         assert first.scope == "full" and "first gate" in first.scope_reason, first.report()
         assert first.passed, first.report()
-        with psycopg.connect(url) as conn, sqlite3.connect(world_dir / "world.db") as world:
-            landing.land_served_records(conn, world, available_from=last_day)
-            conn.commit()
-            run_all(conn)
-            conn.commit()
-        pipeline.dbt_build(url, tmp_path_factory.mktemp("dbt-2"), "--exclude-resource-type", "test", "unit_test")
+        land_and_build(url, world_dir, tmp_path_factory.mktemp("dbt-2"), available_from=last_day)
         yield name, run_end, datetime.fromtimestamp(last_day, UTC)
     finally:
         with _admin(pg_server_url) as admin:

@@ -93,17 +93,20 @@
         where interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
     {#- dim_customers is told (macros/identity_changes) the records rewritten and the records they answered
-        before (a company reply counts for the customer of the record it answers) -#}
+        before (a company reply counts for the customer of the record it answers); fct_interactions the
+        records rewritten (macros/fact_changes) -#}
     {%- set before_delete -%}
         {{ send_identity_changes(['dim_customers'],
             'select record_id, null::text, null::text from int_interactions_changed'
             ~ ' union all select parent_record_id, null, null from ' ~ this
             ~ ' where parent_record_id is not null'
-            ~ ' and record_id in (select record_id from int_interactions_changed)') }}
+            ~ ' and record_id in (select record_id from int_interactions_changed)') }};
+        {{ send_identity_changes(['fct_interactions'],
+            'select record_id, null::text, null::text from int_interactions_changed') }}
     {%- endset -%}
     {{ incremental_changes(
         'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
-        before_delete, send_identity_everything(['dim_customers'])
+        before_delete, send_identity_everything(['dim_customers', 'fct_interactions'])
     ) }}
 {% endmacro %}
 

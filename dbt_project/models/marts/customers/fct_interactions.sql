@@ -1,21 +1,32 @@
 {{
     config(
         materialized='incremental',
-        unique_key='interaction_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id']}, {'columns': ['occurred_at']}],
-        post_hook="{{ delete_rows_gone('interaction_id', ref('int_interactions_unioned'), 'record_id') }}"
+        pre_hook=["set local jit = off", "{{ fct_interactions_changes() }}"],
+        post_hook=[
+            "create unique index if not exists fct_interactions_interaction_id on {{ this }} (interaction_id)",
+            "create index if not exists fct_interactions_complaints on {{ this }} (interaction_id)"
+            " where is_complaint",
+            "analyze {{ this }}"
+        ]
     )
 }}
-{#- Incremental: a run re-writes touchpoints that arrived since the last run, those whose customer
-    changed (merge or split), those that became complaints (a wrap-up arrives after its call) and those
-    that stopped being one, and deletes those no longer in int_interactions_unioned. -#}
+{%- set incremental = identity_incremental() %}
+{#- Incremental: a run rewrites the touchpoints int_interactions_unioned rewrote, those whose customer changed
+    (merge or split) and the replies to them, and those that became complaints (a wrap-up arrives after its
+    call) or stopped being one; those no longer in int_interactions_unioned are deleted (macro
+    fct_interactions_changes in macros/incremental/fact_changes.sql). The indexes are created by post-hooks
+    too, so a table built by an earlier version gains them. -#}
 with
 
 interactions as (
 
     select * from {{ ref('int_interactions_unioned') }}
+    {% if incremental %}
+    where record_id = any(array(select record_id from fct_interactions_touched))
+    {% endif %}
 
 ),
 
@@ -75,15 +86,6 @@ joined as (
 final as (
 
     select * from joined
-    {% if is_incremental() %}
-    -- a touchpoint that stopped being a complaint (a survey found to be another complaint's feedback)
-    where (not is_complaint and interaction_id in (select interaction_id from {{ this }} where is_complaint))
-       or updated_at > (
-        select coalesce(max(updated_at), '-infinity'::timestamptz)
-            - interval '{{ var("incremental_lookback_hours") }} hours'
-        from {{ this }}
-    )
-    {% endif %}
 
 )
 

@@ -48,7 +48,7 @@ INCREMENTAL_MODELS = ("int_dispositions_unioned", "int_survey_responses_unioned"
 IDENTITY_MODELS = ("int_identifiers_guarded", "int_identity_edges_built", "int_records_clustered")
 # facts that take their changes from mailboxes (macros/incremental/fact_changes.sql), not from the run's clock: the
 # first incremental run after a full build rewrites the day's rows, not every row the full build assigned
-FACT_MODELS = ("fct_interactions",)
+FACT_MODELS = ("fct_interactions", "fct_survey_feedback")
 
 
 # windows of two and three days instead of 30 and 90, so that in this eight-day world the day moves customers

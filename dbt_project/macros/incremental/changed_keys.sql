@@ -79,18 +79,3 @@
         {{ on_full_build or 'select 1' }}
     {%- endif -%}
 {% endmacro %}
-
-{#- The post-hook of an incremental mart fed by an intermediate table: on an incremental run, delete the rows
-    whose record is no longer in `source_relation` (it stopped qualifying there: a call that became a child
-    leg, a response whose id was blanked), as a full build would not have them. -#}
-{% macro delete_rows_gone(key_column, source_relation, source_key) %}
-    {%- if is_incremental() -%}
-        delete from {{ this }} as target
-        where not exists (
-            select from {{ source_relation }} as source
-            where source.{{ source_key }} = target.{{ key_column }}
-        )
-    {%- else -%}
-        select 1
-    {%- endif -%}
-{% endmacro %}

@@ -23,7 +23,7 @@
       int_identifiers_unioned    dim_customers               the records rewritten
       int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
       int_customer_ids_assigned  dim_customers               the records whose id changed, with the old id
-      (and fct_interactions: macros/incremental/fact_changes.sql)
+      (and the facts: macros/incremental/fact_changes.sql)
       dim_customers              dim_customers               a note of the latest data it judged against
 
     A sender built in full (first run, --full-refresh) sends "everything": its readers then recompute in full
@@ -233,18 +233,18 @@ $crm_identity_changes$;
     {{ receive_identity_changes('int_customer_ids_assigned_mail') }}
 {% endmacro %}
 
-{#- the post-hook of int_customer_ids_assigned: dim_customers and fct_interactions are told the records whose
+{#- the post-hook of int_customer_ids_assigned: dim_customers and the facts are told the records whose
     customer id changed and the id each had (its customer lost them, or is gone); everything after a full build of the clusters -#}
 {% macro int_customer_ids_assigned_written() %}
     {%- set everything -%}
         exists (select from int_customer_ids_assigned_mail where record_id is null and identifier_type is null)
     {%- endset %}
-    {{ send_identity_changes(['dim_customers', 'fct_interactions'],
+    {{ send_identity_changes(['dim_customers', 'fct_interactions', 'fct_survey_feedback'],
         "select record_id, 'customer_id', previous_customer_id from " ~ this
         ~ " where record_id = any(array(select record_id from int_customer_ids_assigned_mail))"
         ~ " and changed_at = cast('" ~ run_started_at.isoformat() ~ "' as timestamptz)"
         ~ " and not " ~ everything) }};
-    {{ send_identity_everything(['dim_customers', 'fct_interactions']) }}
+    {{ send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback']) }}
     where {{ everything }}
 {% endmacro %}
 

@@ -29,9 +29,15 @@
                         'disposition_id', before_delete, send_identity_everything(['dim_customers'])) }}
 {% endmacro %}
 
+{#- fct_survey_feedback is told (macros/fact_changes) the responses rewritten, by record id (the staging views'
+    'qualtrics:' || response id) -#}
 {% macro int_survey_responses_changes() %}
     {{ two_feed_changes('int_survey_responses_changed', 'survey_vendor__responses',
-                        'sftp_survey_vendor__responses', 'response_id') }}
+                        'sftp_survey_vendor__responses', 'response_id',
+                        send_identity_changes(['fct_survey_feedback'],
+                            "select 'qualtrics:' || response_id, null::text, null::text"
+                            ~ " from int_survey_responses_changed"),
+                        send_identity_everything(['fct_survey_feedback'])) }}
 {% endmacro %}
 
 {#- the record id of a touchpoint's raw key, as the staging views write it (`arrived`: raw_table, record_key) -#}
@@ -93,20 +99,20 @@
         where interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
     {#- dim_customers is told (macros/identity_changes) the records rewritten and the records they answered
-        before (a company reply counts for the customer of the record it answers); fct_interactions the
-        records rewritten (macros/fact_changes) -#}
+        before (a company reply counts for the customer of the record it answers); fct_interactions and
+        fct_survey_feedback the records rewritten (macros/fact_changes) -#}
     {%- set before_delete -%}
         {{ send_identity_changes(['dim_customers'],
             'select record_id, null::text, null::text from int_interactions_changed'
             ~ ' union all select parent_record_id, null, null from ' ~ this
             ~ ' where parent_record_id is not null'
             ~ ' and record_id in (select record_id from int_interactions_changed)') }};
-        {{ send_identity_changes(['fct_interactions'],
+        {{ send_identity_changes(['fct_interactions', 'fct_survey_feedback'],
             'select record_id, null::text, null::text from int_interactions_changed') }}
     {%- endset -%}
     {{ incremental_changes(
         'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
-        before_delete, send_identity_everything(['dim_customers', 'fct_interactions'])
+        before_delete, send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback'])
     ) }}
 {% endmacro %}
 

@@ -1,20 +1,32 @@
 {{
     config(
         materialized='incremental',
-        unique_key='survey_response_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id']}],
-        post_hook="{{ delete_rows_gone('survey_response_id', ref('int_survey_responses_unioned'), 'record_id') }}"
+        pre_hook=["set local jit = off", "{{ fct_survey_feedback_changes() }}"],
+        post_hook=[
+            "create unique index if not exists fct_survey_feedback_survey_response_id on {{ this }}"
+            " (survey_response_id)",
+            "create index if not exists fct_survey_feedback_followed_interaction_id on {{ this }}"
+            " (followed_interaction_id)",
+            "analyze {{ this }}"
+        ]
     )
 }}
-{#- Incremental: a run re-writes responses that arrived since the last run, and those whose customer
-    changed (merge or split) since then, and deletes those no longer in int_survey_responses_unioned. -#}
+{%- set incremental = identity_incremental() %}
+{#- Incremental: a run rewrites the responses int_survey_responses_unioned rewrote, those whose customer changed
+    (merge or split), and those whose followed touchpoint may have changed (it arrived or changed after the
+    survey); responses no longer in int_survey_responses_unioned are deleted (macro fct_survey_feedback_changes
+    in macros/incremental/fact_changes.sql). -#}
 with
 
 survey_responses as (
 
     select * from {{ ref('int_survey_responses_unioned') }}
+    {% if incremental %}
+    where record_id = any(array(select record_id from fct_survey_feedback_touched))
+    {% endif %}
 
 ),
 
@@ -71,13 +83,6 @@ final as (
 
     select distinct on (survey_response_id) *
     from joined
-    {% if is_incremental() %}
-    where updated_at > (
-        select coalesce(max(updated_at), '-infinity'::timestamptz)
-            - interval '{{ var("incremental_lookback_hours") }} hours'
-        from {{ this }}
-    )
-    {% endif %}
     order by survey_response_id, followed_interaction_id
 
 )

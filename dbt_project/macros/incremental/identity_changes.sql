@@ -23,7 +23,7 @@
       int_identifiers_unioned    dim_customers               the records rewritten
       int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
       int_customer_ids_assigned  dim_customers               the records whose id changed, with the old id
-      (and the facts: macros/incremental/fact_changes.sql)
+      (and the facts and complaint candidates: macros/incremental/fact_changes.sql)
       dim_customers              dim_customers               a note of the latest data it judged against
 
     A sender built in full (first run, --full-refresh) sends "everything": its readers then recompute in full
@@ -239,13 +239,37 @@ $crm_identity_changes$;
     {%- set everything -%}
         exists (select from int_customer_ids_assigned_mail where record_id is null and identifier_type is null)
     {%- endset %}
-    {{ send_identity_changes(['dim_customers', 'fct_interactions', 'fct_survey_feedback'],
+    {{ send_identity_changes(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
+                              'int_complaint_candidates_unioned'],
         "select record_id, 'customer_id', previous_customer_id from " ~ this
         ~ " where record_id = any(array(select record_id from int_customer_ids_assigned_mail))"
         ~ " and changed_at = cast('" ~ run_started_at.isoformat() ~ "' as timestamptz)"
         ~ " and not " ~ everything) }};
-    {{ send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback']) }}
+    {{ send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
+                                 'int_complaint_candidates_unioned']) }}
     where {{ everything }}
+{% endmacro %}
+
+{#- the records a customer-level reader's mail reaches (temporary table `records`, from `mail`): the records sent
+    (touchpoints and identifiers rewritten, records whose customer id changed, the calls and cases wrap-ups
+    rewritten were about before), the calls and cases of the wrap-ups sent as they are now, and the records
+    those records answer (a company reply counts for its parent's customer) -#}
+{% macro create_records_reached(mail, records) %}
+        create temporary table {{ records }} on commit drop as
+        select record_id from {{ mail }}
+        where record_id is not null
+        union
+        select records.record_id
+        from {{ ref('int_dispositions_unioned') }} as dispositions
+        cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id)) as records (record_id)
+        where dispositions.disposition_id = any(array(
+            select identifier_value from {{ mail }} where identifier_type = 'disposition_id'
+        ))
+          and records.record_id is not null;
+        insert into {{ records }}
+        select parent_record_id from {{ ref('int_interactions_unioned') }}
+        where record_id = any(array(select record_id from {{ records }}))
+          and parent_record_id is not null
 {% endmacro %}
 
 {#- dim_customers: the customers to recompute (dim_customers_touched). dim_customers is told the records
@@ -263,20 +287,7 @@ $crm_identity_changes$;
     select min(occurred_at) as history_start_at, max(occurred_at) as as_of_at
     from {{ ref('fct_interactions') }};
     {%- if identity_incremental() %}
-        create temporary table dim_customers_records on commit drop as
-        select record_id from dim_customers_mail
-        where record_id is not null
-        union
-        select records.record_id
-        from {{ ref('int_dispositions_unioned') }} as dispositions
-        cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id)) as records (record_id)
-        where dispositions.disposition_id = any(array(
-            select identifier_value from dim_customers_mail where identifier_type = 'disposition_id'
-        ));
-        insert into dim_customers_records
-        select parent_record_id from {{ ref('int_interactions_unioned') }}
-        where record_id = any(array(select record_id from dim_customers_records))
-          and parent_record_id is not null;
+        {{ create_records_reached('dim_customers_mail', 'dim_customers_records') }};
         create temporary table dim_customers_touched on commit drop as
         with
         noted as (

@@ -12,13 +12,14 @@
                            before_delete=before_delete, on_full_build=on_full_build) }}
 {% endmacro %}
 
-{#- dim_customers is told (macros/identity_changes) the dispositions rewritten and the calls and cases they were
-    about before: complaints, their events and cancellations come from wrap-ups -#}
+{#- dim_customers and int_complaint_candidates_unioned are told (macros/identity_changes) the dispositions
+    rewritten and the calls and cases they were about before: complaints, their events and cancellations come
+    from wrap-ups -#}
 {% macro int_dispositions_changes() %}
     {%- set before_delete -%}
-        {{ send_identity_changes(['dim_customers'],
+        {{ send_identity_changes(['dim_customers', 'int_complaint_candidates_unioned'],
             "select null::text, 'disposition_id', disposition_id from int_dispositions_changed") }};
-        {{ send_identity_changes(['dim_customers'],
+        {{ send_identity_changes(['dim_customers', 'int_complaint_candidates_unioned'],
             'select record_id, null::text, null::text from ' ~ this ~ ' as dispositions'
             ~ ' cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id))'
             ~ ' as records (record_id)'
@@ -26,7 +27,8 @@
             ~ ' and disposition_id in (select disposition_id from int_dispositions_changed)') }}
     {%- endset -%}
     {{ two_feed_changes('int_dispositions_changed', 'phone_system__dispositions', 'sftp_call_center__dispositions',
-                        'disposition_id', before_delete, send_identity_everything(['dim_customers'])) }}
+                        'disposition_id', before_delete,
+                        send_identity_everything(['dim_customers', 'int_complaint_candidates_unioned'])) }}
 {% endmacro %}
 
 {#- fct_survey_feedback is told (macros/fact_changes) the responses rewritten, by record id (the staging views'
@@ -98,11 +100,12 @@
             on interactions.record_id = sentiment.record_id
         where interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
-    {#- dim_customers is told (macros/identity_changes) the records rewritten and the records they answered
-        before (a company reply counts for the customer of the record it answers); fct_interactions and
+    {#- dim_customers and int_complaint_candidates_unioned are told (macros/identity_changes) the records
+        rewritten and the records they answered before (a company reply counts for the customer of the record
+        it answers); fct_interactions and
         fct_survey_feedback the records rewritten (macros/fact_changes) -#}
     {%- set before_delete -%}
-        {{ send_identity_changes(['dim_customers'],
+        {{ send_identity_changes(['dim_customers', 'int_complaint_candidates_unioned'],
             'select record_id, null::text, null::text from int_interactions_changed'
             ~ ' union all select parent_record_id, null, null from ' ~ this
             ~ ' where parent_record_id is not null'
@@ -112,7 +115,9 @@
     {%- endset -%}
     {{ incremental_changes(
         'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
-        before_delete, send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback'])
+        before_delete,
+        send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
+                                  'int_complaint_candidates_unioned'])
     ) }}
 {% endmacro %}
 

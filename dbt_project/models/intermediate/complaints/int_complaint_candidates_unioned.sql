@@ -16,36 +16,63 @@
       per sentence, see crm_warehouse.enrich.sentiment);
     - any other customer record that a follow-up wrap-up names as its case (case_ref): the company's
       case system says it is a complaint even when the text did not read as one.
-    detected_at is when the evidence reached the warehouse (drives the incremental facts). -#}
+    detected_at is when the evidence reached the warehouse.
+    Incremental by customer: a run recomputes the complaints of the customers its changes reach, from their
+    records only (macros/incremental/complaint_changes.sql). -#}
 {{
     config(
-        pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off"],
-        post_hook="analyze {{ this }}"
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
+            "{{ int_complaint_candidates_changes() }}"],
+        post_hook=[
+            "create index if not exists int_complaint_candidates_unioned_complaint_id on {{ this }} (complaint_id)",
+            "analyze {{ this }}"
+        ]
     )
 }}
+{%- set incremental = identity_incremental() %}
 with
 
 interactions as not materialized (
 
     select * from {{ ref('int_interactions_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    {% endif %}
 
 ),
 
 dispositions as not materialized (
 
     select * from {{ ref('int_dispositions_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('call_record_id', 'int_complaint_candidates') }}
+       or {{ in_complaint_scope('case_record_id', 'int_complaint_candidates') }}
+    {% endif %}
 
 ),
 
 survey_responses as not materialized (
 
     select * from {{ ref('int_survey_responses_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    {% endif %}
 
 ),
 
 form_responses as not materialized (
 
     select * from {{ ref('stg_web_forms__responses') }}
+    {% if incremental %}
+    -- the view's raw key (its record ids are 'typeform:' || the key): a probe of the raw primary key
+    where record_key = any(array(
+        select substr(record_id, length('typeform:') + 1) from int_complaint_candidates_records
+        where record_id like 'typeform:%'
+    ))
+    {% endif %}
 
 ),
 
@@ -58,6 +85,9 @@ web_forms as (
 customer_ids as not materialized (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    {% endif %}
 
 ),
 
@@ -73,6 +103,9 @@ case_records as (
 sentiment as not materialized (
 
     select * from {{ ref('stg_enrich__social_sentiment') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    {% endif %}
 
 ),
 

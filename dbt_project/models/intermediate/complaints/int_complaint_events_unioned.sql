@@ -3,24 +3,51 @@
       (open counts as a response; responded; rectified; closed_unrectified), and a status other than
       open on the complaint call's own wrap-up;
     - the company's own replies on social (Facebook page, LinkedIn organisation, X account) to the
-      complaining comment or mention. -#}
+      complaining comment or mention.
+    Incremental by customer, with int_complaint_candidates_unioned: a run recomputes the events of the
+    complaints of the customers its changes reach (macros/incremental/complaint_changes.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+            "{{ complaint_chain_changes('complaint_id') }}"],
+        post_hook=[
+            "create index if not exists int_complaint_events_unioned_complaint_id on {{ this }} (complaint_id)",
+            "analyze {{ this }}"
+        ]
+    )
+}}
+{%- set incremental = identity_incremental() %}
 with
 
 complaints as (
 
     select * from {{ ref('int_complaint_candidates_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    {% endif %}
 
 ),
 
 dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('call_record_id', this.identifier) }}
+       or {{ in_complaint_scope('case_record_id', this.identifier) }}
+    {% endif %}
 
 ),
 
 interactions as (
 
     select * from {{ ref('int_interactions_unioned') }}
+    {% if incremental %}
+    -- only the company's replies are read (by the record they answer)
+    where {{ in_complaint_scope('parent_record_id', this.identifier) }}
+    {% endif %}
 
 ),
 

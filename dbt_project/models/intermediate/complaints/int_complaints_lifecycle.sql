@@ -5,24 +5,49 @@
     Retention: a cancel_request is the outcome of one complaint, the customer's complaint settled last
     before it (settled: resolved, or opened when it was not resolved by then). A customer who stayed
     after a rectified complaint and left after a later, unrectified one was retained by the first;
-    a complaint is retained afterwards when no cancellation is the outcome of it. -#}
+    a complaint is retained afterwards when no cancellation is the outcome of it.
+    Incremental by customer: a run recomputes the complaints of the customers its changes reach (all of a
+    customer's complaints and cancellations are among them: macros/incremental/complaint_changes.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+            "{{ complaint_chain_changes('complaint_id', 'customer_id') }}"],
+        post_hook=[
+            "create index if not exists int_complaints_lifecycle_complaint_id on {{ this }} (complaint_id)",
+            "analyze {{ this }}"
+        ]
+    )
+}}
+{%- set incremental = identity_incremental() %}
 with
 
 complaints as (
 
     select * from {{ ref('int_complaint_candidates_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    {% endif %}
 
 ),
 
 events as (
 
     select * from {{ ref('int_complaint_events_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    {% endif %}
 
 ),
 
 cancellations as (
 
     select * from {{ ref('int_customer_cancellations') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('call_record_id', this.identifier) }}
+    {% endif %}
 
 ),
 

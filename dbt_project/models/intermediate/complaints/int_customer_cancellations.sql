@@ -1,15 +1,38 @@
-{#- Churn signals: calls wrapped up with code cancel_request, with the customer who called. -#}
+{#- Churn signals: calls wrapped up with code cancel_request, with the customer who called.
+    Incremental by customer, with int_complaint_candidates_unioned (it says which customers a run reaches:
+    macros/incremental/complaint_changes.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+            "{{ complaint_chain_changes('call_record_id', 'customer_id') }}"],
+        post_hook=[
+            "create index if not exists int_customer_cancellations_customer_id on {{ this }} (customer_id)",
+            "analyze {{ this }}"
+        ]
+    )
+}}
+-- depends_on: {{ ref('int_complaint_candidates_unioned') }}
+{%- set incremental = identity_incremental() %}
 with
 
 dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('call_record_id', this.identifier) }}
+    {% endif %}
 
 ),
 
 customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('record_id', this.identifier) }}
+    {% endif %}
 
 ),
 

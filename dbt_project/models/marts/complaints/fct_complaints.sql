@@ -1,10 +1,30 @@
-{#- A table, not incremental: complaints are a small share of the touchpoints and their lifecycle keeps
-    changing (responses and resolutions arrive days later, merges change the customer). -#}
+{#- Incremental by customer, with int_complaint_candidates_unioned: a run rewrites the complaints of the
+    customers its changes reach (a complaint's lifecycle keeps changing: responses and resolutions arrive days
+    later, merges change the customer; macros/incremental/complaint_changes.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_id']}],
+        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+            "{{ complaint_chain_changes('complaint_id', 'customer_id') }}"],
+        post_hook=[
+            "create unique index if not exists fct_complaints_complaint_id on {{ this }} (complaint_id)",
+            "analyze {{ this }}"
+        ]
+    )
+}}
+-- depends_on: {{ ref('int_complaint_candidates_unioned') }}
+{%- set incremental = identity_incremental() %}
 with
 
 lifecycle as (
 
     select * from {{ ref('int_complaints_lifecycle') }}
+    {% if incremental %}
+    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    {% endif %}
 
 ),
 

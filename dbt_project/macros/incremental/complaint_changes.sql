@@ -1,0 +1,95 @@
+{#-
+    The complaint chain (int_complaint_candidates_unioned, int_complaint_events_unioned,
+    int_customer_cancellations, int_complaints_lifecycle, fct_complaints) is incremental by customer: whether a
+    record is a complaint, its feedback, its events, repeats and the cancellation that was its outcome depend
+    on the customer's own records only (a survey and the call or form it names, and a wrap-up's call and
+    case, are linked records, so one customer; a company reply counts for the record it answers). A run
+    recomputes every complaint of the customers the day's changes reach:
+
+      sender                               reader                             what
+      int_interactions_unioned             int_complaint_candidates_unioned   the records rewritten, and the
+                                                                              records they answered before
+      int_dispositions_unioned             int_complaint_candidates_unioned   the wrap-ups rewritten, and the
+                                                                              calls and cases they named before
+      int_customer_ids_assigned            int_complaint_candidates_unioned   the records whose customer id
+                                                                              changed, with the id they had
+      int_complaint_candidates_unioned     the four models after it           the records of those customers
+                                                                              (record_id) and the customers
+                                                                              (identifier_type customer_id)
+
+    The customers reached are the customers, now and before, of the records reached (macro
+    create_records_reached); the records recomputed are every record of those customers and the records
+    reached. Each model deletes its rows of those records and customers and appends them again from its
+    inputs limited to them. A full build of a sender makes the chain recompute everything.
+-#}
+
+{#- the pre-hook of int_complaint_candidates_unioned: the records to recompute
+    (int_complaint_candidates_records) and the customers (int_complaint_candidates_customers), sent to the
+    models after it; their complaints are deleted -#}
+{% macro int_complaint_candidates_changes() %}
+    {%- set readers = ['int_complaint_events_unioned', 'int_customer_cancellations', 'int_complaints_lifecycle',
+                       'fct_complaints'] %}
+    {{ receive_identity_changes('int_complaint_candidates_mail') }};
+    {%- if identity_incremental() %}
+        {{ create_records_reached('int_complaint_candidates_mail', 'int_complaint_candidates_reached') }};
+        create temporary table int_complaint_candidates_customers on commit drop as
+        select customer_id from {{ ref('int_customer_ids_assigned') }}
+        where record_id = any(array(select record_id from int_complaint_candidates_reached))
+        union
+        select identifier_value from int_complaint_candidates_mail
+        where identifier_type = 'customer_id' and identifier_value is not null;
+        analyze int_complaint_candidates_customers;
+        create temporary table int_complaint_candidates_records on commit drop as
+        select record_id from int_complaint_candidates_reached
+        union
+        select record_id from {{ ref('int_customer_ids_assigned') }}
+        where customer_id = any(array(select customer_id from int_complaint_candidates_customers));
+        analyze int_complaint_candidates_records;
+        {{ send_identity_changes(readers,
+            'select record_id, null::text, null::text from int_complaint_candidates_records'
+            ~ " union all select null, 'customer_id', customer_id from int_complaint_candidates_customers") }};
+        delete from {{ this }}
+        where complaint_id in (select record_id from int_complaint_candidates_records)
+           or customer_id in (select customer_id from int_complaint_candidates_customers)
+    {%- else %}
+        {{ send_identity_everything(readers) }}
+        {%- if is_incremental() %};
+        delete from {{ this }}
+        {%- endif %}
+    {%- endif %}
+{% endmacro %}
+
+{#- a condition: `column` is one of the records to recompute (`scope`: the model whose temporary tables hold
+    them, int_complaint_candidates or the reader's own name) -#}
+{% macro in_complaint_scope(column, scope) -%}
+    {{ column }} in (select record_id from {{ scope }}_records)
+{%- endmacro %}
+
+{% macro of_complaint_scope_customer(column, scope) -%}
+    {{ column }} in (select customer_id from {{ scope }}_customers)
+{%- endmacro %}
+
+{#- the pre-hook of the models after int_complaint_candidates_unioned: takes the records and customers to
+    recompute into `<model>_records` and `<model>_customers` and deletes the rows of either (`record_column`:
+    the record a row belongs to; `customer_column`, when the model has one, its customer) -#}
+{% macro complaint_chain_changes(record_column, customer_column=none) %}
+    {%- set scope = this.identifier %}
+    {{ receive_identity_changes(scope ~ '_mail') }};
+    {%- if identity_incremental() %}
+        create temporary table {{ scope }}_records on commit drop as
+        select distinct record_id from {{ scope }}_mail where record_id is not null;
+        create temporary table {{ scope }}_customers on commit drop as
+        select distinct identifier_value as customer_id from {{ scope }}_mail where identifier_type = 'customer_id';
+        analyze {{ scope }}_records;
+        analyze {{ scope }}_customers;
+        delete from {{ this }}
+        where {{ in_complaint_scope(record_column, scope) }}
+        {%- if customer_column %}
+           or {{ of_complaint_scope_customer(customer_column, scope) }}
+        {%- endif %}
+    {%- elif is_incremental() %}
+        delete from {{ this }}
+    {%- else %}
+        select 1
+    {%- endif %}
+{% endmacro %}

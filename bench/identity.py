@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from crm_warehouse.settings import dbt_env
+
 from bench.child import ChildResult, run_child
 from bench.extract_load import BENCH_DIR, ROOT, ensure_tool_venv, ensure_world, fresh_database, log, pg_admin_url
 
@@ -199,16 +201,6 @@ class BackendUsage:
         self._thread.join()
         for pid, before in self._cpu_before.items():
             self._cpu[pid] = self._cpu.get(pid, before) - before
-
-
-def dbt_env(url: str) -> dict[str, str]:
-    import psycopg
-
-    parts = psycopg.conninfo.conninfo_to_dict(url)
-    return {**os.environ, "CRM_PG_HOST": str(parts.get("host", "127.0.0.1")),
-            "CRM_PG_PORT": str(parts.get("port", "5432")), "CRM_PG_USER": str(parts.get("user", "postgres")),
-            "CRM_PG_PASSWORD": str(parts.get("password", "")), "CRM_PG_DBNAME": str(parts["dbname"]),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
 
 
 def dbt(url: str, work: Path, name: str, *args: str) -> tuple[ChildResult, dict[str, float]]:

@@ -18,12 +18,12 @@ cost at ten million interactions is reported.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from crm_warehouse.settings import dbt_env
 
 from bench.child import ChildResult, run_child
 from bench.extract_load import BENCH_DIR, ROOT, ensure_world, fresh_database, log, pg_admin_url
@@ -39,19 +39,8 @@ PHASES = ("enrich", "dbt", "gate", "publish")
 DBT_DIR = ROOT / "dbt_project"
 
 
-def _dbt_env(url: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    return dict(
-        os.environ,
-        CRM_PG_HOST=parts.hostname or "127.0.0.1", CRM_PG_PORT=str(parts.port or 5432),
-        CRM_PG_USER=parts.username or "postgres", CRM_PG_PASSWORD=parts.password or "",
-        CRM_PG_DBNAME=parts.path.lstrip("/"), CRM_WAREHOUSE_URL=url,
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false",
-    )
-
-
 def _phase(name: str, phase: str, url: str, work: Path, run_end: int, full: bool) -> ChildResult:
-    env = _dbt_env(url)
+    env = dbt_env(url) | {"CRM_WAREHOUSE_URL": url, "GX_ANALYTICS_ENABLED": "false"}
     if phase == "dbt":
         dbt = str(Path(sys.executable).parent / "dbt")
         # the DAG's dbt task group builds models, seeds and snapshots; dbt's tests run in the gate

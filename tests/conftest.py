@@ -96,13 +96,11 @@ def dbt_run(tmp_path):
 
     def run(url: str, *models: str) -> None:
         from crm_warehouse.bootstrap import bootstrap
+        from crm_warehouse.settings import dbt_env
 
         with psycopg.connect(url) as conn:  # the schemas and roles a warehouse has before dbt runs
             bootstrap(conn)
-        parts = psycopg.conninfo.conninfo_to_dict(url)
-        env = dict(os.environ, CRM_PG_HOST=str(parts.get("host", "127.0.0.1")),
-                   CRM_PG_PORT=str(parts.get("port", "5432")), CRM_PG_USER=str(parts.get("user", "postgres")),
-                   CRM_PG_PASSWORD=str(parts.get("password", "")), CRM_PG_DBNAME=str(parts["dbname"]))
+        env = dbt_env(url)
         result = subprocess.run(
             [str(Path(sys.executable).parent / "dbt"), "run", "--select", *models, "--profiles-dir", str(dbt_dir),
              "--project-dir", str(dbt_dir), "--target-path", str(tmp_path / "dbt-target"),

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from crm_warehouse.settings import PROJECT_ROOT, crm_home, dbt_project_dir
+from crm_warehouse.settings import PROJECT_ROOT, crm_home, dbt_env, dbt_project_dir
 
 EXTRACT_DAGS = ["extract_phone_system", "extract_survey_vendor", "extract_web_forms", "extract_social",
                 "extract_sftp_drops"]
@@ -83,13 +83,14 @@ def migrate_metadata(env: dict[str, str], log: Path) -> None:
 
 def dbt_parse(env: dict[str, str], log: Path) -> Path:
     """Write dbt_project/target/manifest.json, from which Cosmos renders the transform DAG cheaply."""
+    from psycopg.conninfo import make_conninfo
+
     conn = json.loads(env["AIRFLOW_CONN_WAREHOUSE"])
-    dbt_env = dict(env)
-    dbt_env.update({"CRM_PG_HOST": conn["host"], "CRM_PG_PORT": str(conn["port"]), "CRM_PG_USER": conn["login"],
-                    "CRM_PG_PASSWORD": conn["password"], "CRM_PG_DBNAME": conn["schema"]})
+    conninfo = make_conninfo(host=conn["host"], port=conn["port"], user=conn["login"], password=conn["password"],
+                             dbname=conn["schema"])
     project = dbt_project_dir()
     _run([str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(project), "--profiles-dir",
-          str(project), "--quiet"], dbt_env, log, what="dbt parse")
+          str(project), "--quiet"], dbt_env(conninfo, env), log, what="dbt parse")
     return project / "target" / "manifest.json"
 
 

@@ -35,6 +35,7 @@ import pytest
 from crm_warehouse.bootstrap import bootstrap
 from crm_warehouse.enrich import run_all
 from crm_warehouse.identity import canonical_email
+from crm_warehouse.settings import dbt_env
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,13 +328,7 @@ def load(conn: psycopg.Connection, rows: list, batch_id: int, extracted_at: str)
 def dbt_build(url: str, work: Path, *args: str) -> subprocess.CompletedProcess:
     """`dbt build` of the project into the database at `url` (more dbt arguments in `args`); fails the test with
     dbt's output when dbt fails."""
-    parts = psycopg.conninfo.conninfo_to_dict(url)
-    env = dict(
-        os.environ,
-        CRM_PG_HOST=str(parts.get("host", "127.0.0.1")), CRM_PG_PORT=str(parts.get("port", "5432")),
-        CRM_PG_USER=str(parts.get("user", "postgres")), CRM_PG_PASSWORD=str(parts.get("password", "")),
-        CRM_PG_DBNAME=str(parts["dbname"]), DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1",
-    )
+    env = dbt_env(url)
     result = subprocess.run(
         [str(DBT), "build", "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
          "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *args],

@@ -99,3 +99,16 @@ def test_every_raw_stream_of_the_contract_is_a_source():
     streams = set(re.findall(r"`(raw\.[a-z_]+__[a-z_]+)`", contract))
     assert streams and streams <= tables, streams - tables
     assert {"intermediate.phone_numbers_normalized", "intermediate.social_sentiment"} <= tables
+
+
+def test_dbt_env_gives_the_profile_the_warehouse_of_a_url_or_conninfo():
+    from crm_warehouse.settings import dbt_env
+
+    env = dbt_env("postgresql://bi%40ops:p%2Fss@db.example:6543/crm_prod", base={"PATH": "/bin"})
+    assert env == {"PATH": "/bin", "CRM_PG_HOST": "db.example", "CRM_PG_PORT": "6543", "CRM_PG_USER": "bi@ops",
+                   "CRM_PG_PASSWORD": "p/ss", "CRM_PG_DBNAME": "crm_prod",
+                   "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    # what the profile defaults to when the URL leaves a part out
+    env = dbt_env("host=10.0.0.5 dbname=warehouse", base={})
+    assert (env["CRM_PG_HOST"], env["CRM_PG_PORT"], env["CRM_PG_USER"], env["CRM_PG_PASSWORD"],
+            env["CRM_PG_DBNAME"]) == ("10.0.0.5", "5432", "postgres", "", "warehouse")

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from crm_warehouse.quality.gate import CheckOutcome
 from crm_warehouse.quality.scope import GateScope
-from crm_warehouse.settings import dbt_project_dir
+from crm_warehouse.settings import dbt_env, dbt_project_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +39,6 @@ SCOPED_TESTS = {"not_null", "accepted_values", "relationships", "accepted_range"
 
 class DbtTestsFailedToRun(RuntimeError):
     """dbt itself could not run the tests (bad project, unreachable warehouse): no verdict at all."""
-
-
-def _dbt_env(url: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    env = dict(os.environ)
-    env.update({
-        "CRM_PG_HOST": parts.hostname or "127.0.0.1",
-        "CRM_PG_PORT": str(parts.port or 5432),
-        "CRM_PG_USER": unquote(parts.username or "postgres"),
-        "CRM_PG_PASSWORD": unquote(parts.password or ""),
-        "CRM_PG_DBNAME": (parts.path or "/crm").lstrip("/") or "crm",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DO_NOT_TRACK": "1",
-    })
-    return env
 
 
 def _relation(node: dict | None) -> str:
@@ -146,7 +129,7 @@ def run_dbt_tests(url: str, *, log_path: str | Path | None = None, project_dir: 
             cmd += ["--vars", json.dumps({"gate_batch_in_scope": scope.batch_predicate(),
                                           "gate_written": scope.written_predicate()})]
         with output.open("w") as out:
-            proc = subprocess.run(cmd, env=_dbt_env(url), stdout=out, stderr=subprocess.STDOUT, cwd=project)
+            proc = subprocess.run(cmd, env=dbt_env(url), stdout=out, stderr=subprocess.STDOUT, cwd=project)
         results_file = target / "run_results.json"
         if proc.returncode not in (0, 1) or not results_file.exists():
             tail = "\n".join(output.read_text(errors="replace").splitlines()[-20:])

@@ -23,7 +23,8 @@
       int_identifiers_unioned    dim_customers               the records rewritten
       int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
       int_customer_ids_assigned  dim_customers               the records whose id changed, with the old id
-      (and the facts and complaint candidates: macros/incremental/fact_changes.sql)
+      (and to the facts and the complaint candidates: macros/incremental/fact_changes.sql and
+      complaint_changes.sql)
       dim_customers              dim_customers               a note of the latest data it judged against
 
     A sender built in full (first run, --full-refresh) sends "everything": its readers then recompute in full
@@ -233,8 +234,9 @@ $crm_identity_changes$;
     {{ receive_identity_changes('int_customer_ids_assigned_mail') }}
 {% endmacro %}
 
-{#- the post-hook of int_customer_ids_assigned: dim_customers and the facts are told the records whose
-    customer id changed and the id each had (its customer lost them, or is gone); everything after a full build of the clusters -#}
+{#- the post-hook of int_customer_ids_assigned: dim_customers, the facts and the complaint candidates are told
+    the records whose customer id changed and the id each had (its customer lost them, or is gone); everything
+    after a full build of the clusters -#}
 {% macro int_customer_ids_assigned_written() %}
     {%- set everything -%}
         exists (select from int_customer_ids_assigned_mail where record_id is null and identifier_type is null)

@@ -102,8 +102,7 @@
     {%- endset -%}
     {#- dim_customers and int_complaint_candidates_unioned are told (macros/identity_changes) the records
         rewritten and the records they answered before (a company reply counts for the customer of the record
-        it answers); fct_interactions and
-        fct_survey_feedback the records rewritten (macros/fact_changes) -#}
+        it answers); fct_interactions and fct_survey_feedback the records rewritten (macros/fact_changes) -#}
     {%- set before_delete -%}
         {{ send_identity_changes(['dim_customers', 'int_complaint_candidates_unioned'],
             'select record_id, null::text, null::text from int_interactions_changed'

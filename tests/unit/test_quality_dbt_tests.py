@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crm_warehouse.quality.dbt_tests import outcomes_from_results
+from crm_warehouse.quality.dbt_tests import GATE_SCOPE_MARKER, outcomes_from_results
 from crm_warehouse.quality.gate import GateResult, QualityGateFailed
 
 MANIFEST = {
@@ -62,6 +62,18 @@ def test_each_dbt_test_becomes_a_named_check_with_severity_and_rows():
     assert not broken.success and broken.severity == "critical" and broken.unexpected_count is None
     assert "could not run (Database Error in test not_null_fct_complaints_gone)" == broken.error
     assert broken.observed == {"error": "could not run"}, "the database's message stays out of the stored results"
+
+
+def test_a_test_is_labelled_with_the_gates_scope_when_its_sql_read_only_the_changed_rows():
+    """gate_scope.sql marks the compiled SQL of the tests it limited; the others checked every row."""
+    results = {"results": [
+        dict(RESULTS["results"][0], compiled_code="select * from (select * from staging.stg_survey_vendor__responses"
+             f" /* {GATE_SCOPE_MARKER} */ where record_key = any(array[]::text[])) dbt_subquery"),
+        dict(RESULTS["results"][2], compiled_code="select complaint_id from marts_build.fct_complaints"),
+    ]}
+    scopes = {o.check: o.scope for o in outcomes_from_results(results, MANIFEST, scope="since 2026-12-05 09:00")}
+    assert scopes == {"accepted_range_stg_survey_csat_score__5__1": "since 2026-12-05 09:00",
+                      "unique_fct_complaints_complaint_id": "full"}
 
 
 def test_the_gate_message_names_failed_dbt_tests_with_their_rows():

@@ -25,6 +25,10 @@
     {{ return(['unique', 'unique_combination_of_columns']) }}
 {% endmacro %}
 
+{#- written into the compiled SQL of every test limited to the changed rows: the gate labels those results with
+    its scope (plugins/crm_warehouse/quality/dbt_tests.py reads it from run_results.json) -#}
+{% macro gate_scope_marker() %}{{ return('crm_gate_scope: changed rows') }}{% endmacro %}
+
 {#- the condition selecting the changed rows of the node a test tests, or none (the whole model) -#}
 {% macro gate_changed_rows_condition(tested) %}
     {%- set batch_in_scope = var('gate_batch_in_scope', none) -%}
@@ -69,6 +73,7 @@
     {%- set changed = gate_changed_rows_condition(tested) if test_name else none -%}
     {%- set conditions = [] -%}
     {%- if where -%}{%- do conditions.append('(' ~ where ~ ')') -%}{%- endif -%}
+    {%- set limited = changed and test_name in (gate_row_tests() + gate_unique_tests()) -%}
     {%- if changed and test_name in gate_row_tests() -%}
         {%- do conditions.append('(' ~ changed ~ ')') -%}
     {%- elif changed and test_name in gate_unique_tests() -%}
@@ -84,8 +89,10 @@
         {%- endif -%}
     {%- endif -%}
     {%- if conditions -%}
+        {#- the marker tells the gate (quality/dbt_tests.py) which tests read only the changed rows -#}
         {%- set filtered -%}
-            (select * from {{ relation }} where {{ conditions | join(' and ') }}) dbt_subquery
+            (select * from {{ relation }} {% if limited %}/* {{ gate_scope_marker() }} */ {% endif -%}
+            where {{ conditions | join(' and ') }}) dbt_subquery
         {%- endset -%}
         {%- do return(filtered) -%}
     {%- else -%}

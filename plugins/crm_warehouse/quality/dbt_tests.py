@@ -32,9 +32,9 @@ from crm_warehouse.settings import dbt_env, dbt_project_dir
 log = logging.getLogger(__name__)
 
 SUITE_PREFIX = "dbt"
-# the tests dbt_project/macros/tests/gate_scope.sql scopes (gate_row_tests and gate_unique_tests there)
-SCOPED_TESTS = {"not_null", "accepted_values", "relationships", "accepted_range", "expression_is_true", "unique",
-                "unique_combination_of_columns"}
+# written by dbt_project/macros/tests/gate_scope.sql (macro gate_scope_marker) into the compiled SQL of every
+# test it limited to the changed rows
+GATE_SCOPE_MARKER = "crm_gate_scope: changed rows"
 
 
 class DbtTestsFailedToRun(RuntimeError):
@@ -45,21 +45,6 @@ def _relation(node: dict | None) -> str:
     if not node:
         return "?"
     return f"{node.get('schema')}.{node.get('alias') or node.get('name')}"
-
-
-def _scoped(node: dict, parent: dict | None, sources: dict) -> bool:
-    """Whether gate_scope.sql limits this test to the changed rows (the same rule as the macro's)."""
-    if (node.get("test_metadata") or {}).get("name") not in SCOPED_TESTS or not parent:
-        return False
-    if parent.get("resource_type") != "model":
-        return False
-    materialized = (parent.get("config") or {}).get("materialized")
-    if materialized in ("table", "incremental"):
-        return True
-    upstream = (parent.get("depends_on") or {}).get("nodes") or []
-    raw = [u for u in upstream if u.startswith("source.")]
-    return (materialized == "view" and len(raw) == 1 and len(upstream) == 1
-            and (sources.get(raw[0]) or {}).get("schema") == "raw")
 
 
 def outcomes_from_results(run_results: dict, manifest: dict, scope: str = "full") -> list[CheckOutcome]:
@@ -101,7 +86,7 @@ def outcomes_from_results(run_results: dict, manifest: dict, scope: str = "full"
             else None,
             observed=observed,
             error=error,
-            scope=scope if scope != "full" and _scoped(node, parent, sources) else "full",
+            scope=scope if GATE_SCOPE_MARKER in (result.get("compiled_code") or "") else "full",
         ))
     return out
 

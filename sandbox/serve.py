@@ -19,7 +19,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +38,8 @@ DATA_FAULTS = ("set_field", "drop_field", "duplicate_key", "skip_day")
 # the natural key of a served record, for choosing records (`every`) and for the log of touched keys
 RECORD_KEYS = ("sid", "disposition_id", "responseId", "token", "$URN", "id")
 LINKEDIN_VERSION = "202510"
+# listing totals remembered per vendor (VendorApp.count): each paging sequence needs one
+COUNT_CACHE_SIZE = 1024
 FB_VERSION = "v21.0"
 
 
@@ -257,6 +259,7 @@ class VendorApp:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
         self.base_url = ""
+        self._counts: dict[tuple, int] = {}
 
     # to override
     def route(self, method: str, path: str) -> tuple[str, Callable[..., Response]] | None:
@@ -278,6 +281,18 @@ class VendorApp:
     # helpers
     def db(self) -> sqlite3.Connection:
         return self.sb.db()
+
+    def count(self, db: sqlite3.Connection, query: str, args: Sequence[object]) -> int:
+        """`select count(*) ...` with `args`, remembered: a vendor states a listing's total on every page, and
+        counting a window of half a million responses again for each page of a thousand made paging through it
+        quadratic. The world is opened read-only and the clock is among the arguments, so a remembered count
+        is the count."""
+        key = (query, tuple(args))
+        if (total := self._counts.get(key)) is None:
+            if len(self._counts) >= COUNT_CACHE_SIZE:
+                self._counts.clear()
+            total = self._counts[key] = db.execute(query, args).fetchone()[0]
+        return total
 
     @property
     def clock(self) -> int:
@@ -676,8 +691,7 @@ class TypeformApp(VendorApp):
             where.append("instr(lower(payload), lower(?)) > 0")
             args.append(q["query"])
         with self.db() as db:
-            total = db.execute(f"select count(*) from s_form_responses where {' and '.join(where)}",
-                               args).fetchone()[0]
+            total = self.count(db, f"select count(*) from s_form_responses where {' and '.join(where)}", args)
             for param, newer in (("after", True), ("before", False)):
                 tok = q.get(param)
                 if not tok:

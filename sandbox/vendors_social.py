@@ -248,8 +248,8 @@ class FacebookApp(VendorApp):
         fields = _split_fields(inner.group(1)) if inner else _split_fields(self.default_fields["comments"])
         rows = db.execute("select created_at, seq, payload from s_fb_comments where post_id = ? and "
                           "available_at <= ? order by created_at, seq limit 26", (post_id, self.clock)).fetchall()
-        total = db.execute("select count(*) from s_fb_comments where post_id = ? and available_at <= ?",
-                           (post_id, self.clock)).fetchone()[0]
+        total = self.count(db, "select count(*) from s_fb_comments where post_id = ? and available_at <= ?",
+                           (post_id, self.clock))
         data = [self._shape(json.loads(r[2]), fields, db) for r in rows[:25]]
         out: dict = {"data": data}
         if data:
@@ -347,8 +347,8 @@ class FacebookApp(VendorApp):
             if q.get("before"):
                 rows.reverse()
             data = [self._shape(json.loads(r[2]), fields, db) for r in rows]
-            total = db.execute("select count(*) from s_fb_comments where post_id = ? and available_at <= ?",
-                               (post_id, self.clock)).fetchone()[0]
+            total = self.count(db, "select count(*) from s_fb_comments where post_id = ? and available_at <= ?",
+                               (post_id, self.clock))
         body: dict = {"data": data}
         if rows:
             last = rows[-1 - _back(req, len(rows))]
@@ -446,7 +446,7 @@ class LinkedInApp(VendorApp):
         except ValueError as exc:
             return self.error(400, str(exc), code="ILLEGAL_ARGUMENT")
         with self.db() as db:
-            total = db.execute("select count(*) from s_li_posts where available_at <= ?", (self.clock,)).fetchone()[0]
+            total = self.count(db, "select count(*) from s_li_posts where available_at <= ?", (self.clock,))
             rows = db.execute("select payload from s_li_posts where available_at <= ? order by created_at desc, "
                               "key desc limit ? offset ?", (self.clock, count, start)).fetchall()
         elements = [json.loads(r[0]) for r in rows]
@@ -463,8 +463,8 @@ class LinkedInApp(VendorApp):
             if not db.execute("select 1 from s_li_posts where key = ? and available_at <= ?",
                               (post, self.clock)).fetchone():
                 return self.error(404, f"Not Found: {post}", code="NOT_FOUND")
-            total = db.execute("select count(*) from s_li_comments where post_urn = ? and available_at <= ?",
-                               (post, self.clock)).fetchone()[0]
+            total = self.count(db, "select count(*) from s_li_comments where post_urn = ? and available_at <= ?",
+                               (post, self.clock))
             rows = db.execute("select payload from s_li_comments where post_urn = ? and available_at <= ? "
                               "order by created_at, key limit ? offset ?", (post, self.clock, count, start)
                               ).fetchall()

@@ -206,6 +206,22 @@ def test_typeform_clock(sb):
     assert all(i["submitted_at"] <= "2026-09-02T00:00:00Z" for i in items)
 
 
+def test_typeform_totals_are_the_listings_at_every_clock(sb):
+    """Totals are remembered per listing (counting a window again for every page was quadratic); the clock and
+    the filters are part of what is remembered, so a total is never another listing's."""
+    params = {"page_size": 1000, "response_type": "completed,partial"}
+    with _db(sb) as db:
+        for clock in (datetime(2026, 9, 4, tzinfo=UTC), sb.end_ts, datetime(2026, 9, 4, tzinfo=UTC)):
+            sb.set_clock(clock)
+            for form, extra in (("cNtAcT01", {}), ("cNtAcT01", {"since": "2026-09-03T00:00:00Z"}),
+                                ("cMpLnT01", {})):
+                page = _tf(sb, form, {**params, **extra}).json()
+                since = int(datetime(2026, 9, 3, tzinfo=UTC).timestamp()) if extra else 0
+                n = db.execute("select count(*) from s_form_responses where form_id = ? and available_at <= ?"
+                               " and ts <= ? and ts >= ?", (form, sb.clock_ts, sb.clock_ts, since)).fetchone()[0]
+                assert page["total_items"] == len(page["items"]) == n > 0, (clock, form, extra)
+
+
 # ------------------------------------------------------------------ faults (Twilio as the carrier)
 
 def test_fault_429_carries_retry_after_and_then_recovers(sb):

@@ -10,7 +10,8 @@
         post_hook=[
             "create index if not exists int_customer_ids_assigned_record_id on {{ this }} (record_id)",
             "create index if not exists int_customer_ids_assigned_customer_id on {{ this }} (customer_id)",
-            "{{ int_customer_ids_assigned_written() }}"
+            "{{ int_customer_ids_assigned_written() }}",
+            "analyze {{ this }}"
         ]
     )
 }}

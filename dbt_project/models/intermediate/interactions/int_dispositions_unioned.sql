@@ -4,7 +4,8 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     indexes=[{'columns': ['disposition_id']}],
-    pre_hook="{{ int_dispositions_changes() }}"
+    pre_hook="{{ int_dispositions_changes() }}",
+    post_hook="analyze {{ this }}"
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Both wrap-up feeds (phone system API and the call center's SFTP CSV) in one shape, with the

@@ -5,8 +5,11 @@
     on_schema_change='fail',
     indexes=[{'columns': ['record_id']}],
     pre_hook="{{ int_interactions_changes() }}",
-    post_hook="create index if not exists int_interactions_unioned_parent_record_id on {{ this }} (parent_record_id)"
-              " where parent_record_id is not null"
+    post_hook=[
+        "create index if not exists int_interactions_unioned_parent_record_id on {{ this }} (parent_record_id)"
+        " where parent_record_id is not null",
+        "analyze {{ this }}"
+    ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Every touchpoint of every channel in one shape: who (the identifiers the record carries), when,

@@ -3,7 +3,8 @@
     unique_key='response_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    pre_hook="{{ int_survey_responses_changes() }}"
+    pre_hook="{{ int_survey_responses_changes() }}",
+    post_hook="analyze {{ this }}"
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Survey responses from the Qualtrics API export and from the vendor's SFTP CSV drops; a response

@@ -87,9 +87,7 @@
         {%- if customer_column %}
            or {{ of_complaint_scope_customer(customer_column, scope) }}
         {%- endif %}
-    {%- elif is_incremental() %}
-        delete from {{ this }}
     {%- else %}
-        select 1
+        {{ delete_all_rows_if_incremental() }}
     {%- endif %}
 {% endmacro %}

@@ -43,13 +43,9 @@
             except
             select complaint_id from {{ ref('int_complaint_candidates_unioned') }}
         );
-        analyze fct_interactions_touched;
-        delete from {{ this }}
-        where interaction_id = any(array(select record_id from fct_interactions_touched))
-    {%- elif is_incremental() %}
-        delete from {{ this }}
+        {{ delete_touched_rows('interaction_id', 'fct_interactions_touched') }}
     {%- else %}
-        select 1
+        {{ delete_all_rows_if_incremental() }}
     {%- endif %}
 {% endmacro %}
 
@@ -64,22 +60,34 @@
         select record_id from fct_survey_feedback_mail
         where record_id is not null
         union
+        -- semi-joins on the analyzed mail, not `= any(array(...))`: the mail holds a day's records (371,034 at ten
+        -- million interactions), which a sequential scan would compare with each row one element at a time
         select survey_response_id from {{ this }}
-        where followed_interaction_id = any(array(
-            select record_id from fct_survey_feedback_mail where record_id is not null
-        ))
+        where followed_interaction_id in (select record_id from fct_survey_feedback_mail)
         union
         select record_id from {{ ref('int_survey_responses_unioned') }}
-        where external_reference = any(array(
+        where external_reference in (
             select reference_key from {{ ref('int_interactions_unioned') }}
-            where record_id = any(array(
-                select record_id from fct_survey_feedback_mail where record_id is not null
-            ))
-        ));
-        analyze fct_survey_feedback_touched;
+            where record_id in (select record_id from fct_survey_feedback_mail)
+        );
+        {{ delete_touched_rows('survey_response_id', 'fct_survey_feedback_touched') }}
+    {%- else %}
+        {{ delete_all_rows_if_incremental() }}
+    {%- endif %}
+{% endmacro %}
+
+{#- the end of a pre-hook that rewrites what a run touched: analyze the temporary table `touched` and delete the
+    model's rows whose `key_column` is one of its `touched_column` (the model appends them again) -#}
+{% macro delete_touched_rows(key_column, touched, touched_column='record_id') %}
+        analyze {{ touched }};
         delete from {{ this }}
-        where survey_response_id = any(array(select record_id from fct_survey_feedback_touched))
-    {%- elif is_incremental() %}
+        where {{ key_column }} = any(array(select {{ touched_column }} from {{ touched }}))
+{% endmacro %}
+
+{#- the end of such a pre-hook when a sender was built in full: every row is recomputed (none to delete on the
+    model's own first build) -#}
+{% macro delete_all_rows_if_incremental() %}
+    {%- if is_incremental() %}
         delete from {{ this }}
     {%- else %}
         select 1

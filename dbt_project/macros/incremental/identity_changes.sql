@@ -327,13 +327,9 @@ $crm_identity_changes$;
         where complaints.opened_at
               between moved.earliest_at - interval '{{ var("recent_complaints_days") }} days'
                   and moved.latest_at - interval '{{ var("recent_complaints_days") }} days';
-        analyze dim_customers_touched;
-        delete from {{ this }}
-        where customer_id = any(array(select customer_id from dim_customers_touched))
-    {%- elif is_incremental() %}
-        delete from {{ this }}
+        {{ delete_touched_rows('customer_id', 'dim_customers_touched', 'customer_id') }}
     {%- else %}
-        select 1
+        {{ delete_all_rows_if_incremental() }}
     {%- endif %}
 {% endmacro %}
 

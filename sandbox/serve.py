@@ -56,6 +56,23 @@ def _unb64(s: str) -> object:
     return json.loads(base64.urlsafe_b64decode(s + pad))
 
 
+def _resume_after(where: list[str], args: list[object], column: str, key: str, forward: bool,
+                  last: tuple[object, object]) -> None:
+    """Append the keyset condition that resumes a listing after the row `last` = (column value, key), as a row
+    value `(column, key) > (?, ?)` (or `<` going backwards), so that SQLite starts its index scan at the token.
+    The listing's other bounds on `column` on the same side are kept as filters but marked unindexable with a
+    unary plus: SQLite bounds a range by one term per side, and when it chose the window's bound over the
+    token's it scanned from the window's edge to the token on every page, which made paging through a window
+    quadratic (half a second a page at five million calls)."""
+    same_side = (">", ">=") if forward else ("<", "<=")
+    for i, term in enumerate(where):
+        parts = term.split()
+        if len(parts) == 3 and parts[0] == column and parts[1] in same_side and parts[2] == "?":
+            where[i] = "+" + term
+    where.append(f"({column}, {key}) {'>' if forward else '<'} (?, ?)")
+    args += [last[0], last[1]]
+
+
 def _parse_time(value: str) -> int:
     """ISO 8601 (with or without zone, Z or +00:00 / +0000) or unix seconds -> epoch seconds (UTC)."""
     v = value.strip()
@@ -522,8 +539,7 @@ class TwilioApp(VendorApp):
                 ts, key = _unb64(token[2:])  # type: ignore[misc]
             except Exception:
                 return self.error(400, f"Invalid PageToken {token!r}")
-            where.append("(start_ts < ? or (start_ts = ? and key < ?))")
-            args += [ts, ts, key]
+            _resume_after(where, args, "start_ts", "key", False, (ts, key))
         sql = f"select key, start_ts, available_at, payload from s_calls where {' and '.join(where)} " \
               f"order by start_ts desc, key desc"
         rows = []
@@ -585,8 +601,7 @@ class TwilioApp(VendorApp):
                 ts, key = _unb64(token)  # type: ignore[misc]
             except Exception:
                 return self.error(400, f"Invalid PageToken {token!r}")
-            where.append("(wrapped_at > ? or (wrapped_at = ? and key > ?))")
-            args += [ts, ts, key]
+            _resume_after(where, args, "wrapped_at", "key", True, (ts, key))
         with self.db() as db:
             rows = db.execute(f"select key, wrapped_at, payload from s_dispositions where {' and '.join(where)} "
                               f"order by wrapped_at, key limit ?", [*args, size + 1]).fetchall()
@@ -700,11 +715,7 @@ class TypeformApp(VendorApp):
                                    (tok, form_id)).fetchone()
                 if not found:
                     return self.error(400, f"{param}: unknown response token {tok!r}")
-                if newer:
-                    where.append("(ts > ? or (ts = ? and key > ?))")
-                else:
-                    where.append("(ts < ? or (ts = ? and key < ?))")
-                args += [found[0], found[0], tok]
+                _resume_after(where, args, "ts", "key", newer, (found[0], tok))
             order = "ts, key" if asc else "ts desc, key desc"
             rows = db.execute(f"select key, payload from s_form_responses where {' and '.join(where)} "
                               f"order by {order} limit ?", [*args, size]).fetchall()

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
-from sandbox.serve import Request, Response, VendorApp, _b64, _parse_time, _secret, _unb64
+from sandbox.serve import Request, Response, VendorApp, _b64, _parse_time, _resume_after, _secret, _unb64
 from sandbox.world import X_EPOCH_MS
 
 
@@ -283,8 +283,7 @@ class FacebookApp(VendorApp):
                 args.append(_parse_time(q["since"]))
             if q.get("__paging_token"):
                 ts, key = _unb64(q["__paging_token"])  # type: ignore[misc]
-                where.append("(created_at < ? or (created_at = ? and key < ?))")
-                args += [ts, ts, key]
+                _resume_after(where, args, "created_at", "key", False, (ts, key))
             elif q.get("until"):
                 where.append("created_at <= ?")
                 args.append(_parse_time(q["until"]))
@@ -331,12 +330,10 @@ class FacebookApp(VendorApp):
                 order = "created_at, seq"
                 if q.get("after"):
                     ts, seq = _unb64(q["after"])  # type: ignore[misc]
-                    where.append("(created_at > ? or (created_at = ? and seq > ?))")
-                    args += [ts, ts, seq]
+                    _resume_after(where, args, "created_at", "seq", True, (ts, seq))
                 elif q.get("before"):
                     ts, seq = _unb64(q["before"])  # type: ignore[misc]
-                    where.append("(created_at < ? or (created_at = ? and seq < ?))")
-                    args += [ts, ts, seq]
+                    _resume_after(where, args, "created_at", "seq", False, (ts, seq))
                     order = "created_at desc, seq desc"
             except (ValueError, TypeError) as exc:
                 return self.error(400, f"(#100) Invalid parameter: {exc}", code=100)

@@ -81,7 +81,7 @@
 {% macro delete_touched_rows(key_column, touched, touched_column='record_id') %}
         analyze {{ touched }};
         delete from {{ this }}
-        where {{ key_column }} = any(array(select {{ touched_column }} from {{ touched }}))
+        where {{ key_column }} in (select {{ touched_column }} from {{ touched }})
 {% endmacro %}
 
 {#- the end of such a pre-hook when a sender was built in full: every row is recomputed (none to delete on the

@@ -46,6 +46,8 @@ begin
         identifier_type text,
         identifier_value text
     );
+    -- each reader takes its own mail; a day at ten million interactions leaves millions of rows for the others
+    create index if not exists identity_changes_reader on intermediate.identity_changes (reader);
 end
 $crm_identity_changes$;
 {% endmacro %}

@@ -25,7 +25,9 @@ survey_responses as (
 
     select * from {{ ref('int_survey_responses_unioned') }}
     {% if incremental %}
-    where record_id = any(array(select record_id from fct_survey_feedback_touched))
+    -- a semi-join: the table has no index on record_id, and a sequential scan compares `= any(array(...))`
+    -- with each row one element at a time (26 s for a day of a million interactions)
+    where record_id in (select record_id from fct_survey_feedback_touched)
     {% endif %}
 
 ),

@@ -25,7 +25,7 @@ interactions as (
 
     select * from {{ ref('int_interactions_unioned') }}
     {% if incremental %}
-    where record_id = any(array(select record_id from fct_interactions_touched))
+    where record_id in (select record_id from fct_interactions_touched)
     {% endif %}
 
 ),

@@ -67,7 +67,11 @@ def _resume_after(where: list[str], args: list[object], column: str, key: str, f
     same_side = (">", ">=") if forward else ("<", "<=")
     for i, term in enumerate(where):
         parts = term.split()
-        if len(parts) == 3 and parts[0] == column and parts[1] in same_side and parts[2] == "?":
+        if not parts or parts[0] != column:
+            continue
+        if len(parts) != 3 or parts[2] != "?":  # a bound this cannot read would silently stay the index's bound
+            raise ValueError(f"_resume_after: write the bound {term!r} on {column} as '{column} <op> ?'")
+        if parts[1] in same_side:
             where[i] = "+" + term
     where.append(f"({column}, {key}) {'>' if forward else '<'} (?, ?)")
     args += [last[0], last[1]]

@@ -80,3 +80,8 @@ def test_other_bounds_on_the_same_side_stay_as_filters(db):
     # a token beyond the window's edge still returns nothing beyond it
     keys, _ = page(db, False, (ROWS, "CA99999999"))
     assert keys and all(k < f"CA{(ROWS // 3 - 10) * 3:08d}" for k in keys)
+
+
+def test_a_bound_it_cannot_read_is_refused():
+    with pytest.raises(ValueError, match="start_ts <= 5"):
+        _resume_after(["start_ts <= 5"], [], "start_ts", "key", False, (1, "CA1"))

@@ -151,8 +151,10 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
         # enrichment is late, nor those the look-back reads again): the changes below reach them only through
         # the paths under test
         def alone(system: str) -> str:
-            return (f"select substr(record_id, {len(system) + 2}) from intermediate.int_records_clustered"
-                    f" where cluster_size = 1 and split_part(record_id, ':', 1) = '{system}'"
+            return (f"select substr(record_id, {len(system) + 2}) from intermediate.int_records_clustered as c"
+                    " where not exists (select from intermediate.int_records_clustered as o"
+                    " where o.cluster_key = c.cluster_key and o.record_id <> c.record_id)"
+                    f" and split_part(record_id, ':', 1) = '{system}'"
                     " and record_id in (select record_id from intermediate.int_interactions_unioned"
                     f" where extracted_at < '{(day - timedelta(days=2)).isoformat()}')"
                     " and record_id not in (select record_id from intermediate.int_interactions_unioned as i"

@@ -17,8 +17,10 @@
                                                              they linked to before
                                  int_identity_edges_built    the links' owners rewritten
       int_identifiers_guarded    int_identity_edges_built    the identifiers judged again
-      int_identity_edges_built   int_records_clustered       both ends of every edge deleted or written
-      int_records_clustered      int_customer_ids_assigned   the records clustered again
+      int_identity_edges_built   int_records_clustered       both ends of every edge written, and (marked
+                                                             'split') of every edge deleted that nothing
+                                                             replaces
+      int_records_clustered      int_customer_ids_assigned   the records reached (their clusters are read)
       int_interactions_unioned   dim_customers               the records rewritten and those they answered
       int_identifiers_unioned    dim_customers               the records rewritten
       int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
@@ -139,11 +141,17 @@ $crm_identity_changes$;
     {%- endif %}
 {% endmacro %}
 
-{#- the edges to write again: those of the identifiers judged again (an identifier's star, or none when it is
-    cut), and the links and self edge of the records sent (int_identity_edges_built_identifiers and _records);
-    both ends of each, before and after, go to int_records_clustered (the post-hook sends the new ones). Two
-    conditions, each found by its index (in one statement with `or`, PostgreSQL would compare every edge with
-    every identifier) -#}
+{#- The pre-hook of int_identity_edges_built. The edges of the scope, as they are now
+    (int_identity_edges_built_now): the stars of the identifiers judged again (an identifier's star, or none
+    when it is cut) and the links and self edge of the records sent (int_identity_edges_built_identifiers and
+    _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
+    are deleted, the new ones (int_identity_edges_built_added) are what the model appends, and the unchanged
+    ones stay as they are. int_records_clustered is told the ends of the new edges (they may join clusters)
+    and, marked 'split', the ends of the edges gone that nothing replaces: an identifier edge whose two ends
+    are both still on the identifier's star is replaced (a new anchor re-draws the star), any other edge gone
+    (an identifier a record no longer carries or that is cut now, a link gone, a record gone) may split a
+    cluster. Each condition on the table is found by its index (in one statement with `or`, PostgreSQL would
+    compare every edge with every identifier) -#}
 {% macro int_identity_edges_built_stars(edges) -%}
     {{ edges }}.edge_type = 'identifier'
     and {{ edges }}.identifier_value = any(array(select identifier_value from int_identity_edges_built_identifiers))
@@ -157,34 +165,87 @@ $crm_identity_changes$;
     and {{ edges }}.node_a = any(array(select record_id from int_identity_edges_built_records))
 {%- endmacro %}
 
-{#- `edges_sql`: with queries (stars, own) of (node_a, node_b), which may be delete ... returning -#}
-{% macro send_edge_ends(edges_sql) %}
-    with
-    {{ edges_sql }}
-    insert into intermediate.identity_changes (reader, record_id)
-    select distinct 'int_records_clustered', ends.record_id
-    from (select * from stars union all select * from own) as edges
-    cross join lateral (values (edges.node_a), (edges.node_b)) as ends (record_id)
-{% endmacro %}
-
 {% macro int_identity_edges_built_changes() %}
     {%- set incremental = identity_incremental() %}
     {{ receive_identity_changes('int_identity_edges_built_mail') }};
-    -- empty unless incremental (the post-hook reads them: it cannot tell which run this is, the mail is taken)
-    create temporary table int_identity_edges_built_records on commit drop as
-    select distinct record_id from int_identity_edges_built_mail
-    where record_id is not null and {{ incremental }};
-    create temporary table int_identity_edges_built_identifiers on commit drop as
-    select distinct identifier_type, identifier_value from int_identity_edges_built_mail
-    where identifier_type is not null and {{ incremental }};
-    analyze int_identity_edges_built_records;
-    analyze int_identity_edges_built_identifiers;
     {%- if incremental %}
-        {{ send_edge_ends(
-            'stars as (delete from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_stars('edges')
-            ~ ' returning edges.node_a, edges.node_b), '
-            ~ 'own as (delete from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_own('edges')
-            ~ ' returning edges.node_a, edges.node_b)') }}
+        create temporary table int_identity_edges_built_records on commit drop as
+        select distinct record_id from int_identity_edges_built_mail
+        where record_id is not null;
+        create temporary table int_identity_edges_built_identifiers on commit drop as
+        select distinct identifier_type, identifier_value from int_identity_edges_built_mail
+        where identifier_type is not null;
+        analyze int_identity_edges_built_records;
+        analyze int_identity_edges_built_identifiers;
+        create temporary table int_identity_edges_built_now on commit drop as
+        {{ identity_edges_sql(scoped=true) }};
+        create temporary table int_identity_edges_built_before on commit drop as
+        select edges.node_a, edges.node_b, edges.edge_type, edges.edge_detail, edges.identifier_value
+        from {{ this }} as edges
+        where {{ int_identity_edges_built_stars('edges') }}
+        union all
+        select edges.node_a, edges.node_b, edges.edge_type, edges.edge_detail, edges.identifier_value
+        from {{ this }} as edges
+        where {{ int_identity_edges_built_own('edges') }};
+        -- set operations compare nulls (a self edge's detail) as equal
+        create temporary table int_identity_edges_built_added on commit drop as
+        select * from int_identity_edges_built_now
+        except
+        select * from int_identity_edges_built_before;
+        create temporary table int_identity_edges_built_removed on commit drop as
+        select * from int_identity_edges_built_before
+        except
+        select * from int_identity_edges_built_now;
+        analyze int_identity_edges_built_removed;
+        delete from {{ this }} as edges
+        where {{ int_identity_edges_built_stars('edges') }}
+          and (edges.node_a, edges.node_b, edges.edge_detail, edges.identifier_value) in (
+              select node_a, node_b, edge_detail, identifier_value from int_identity_edges_built_removed
+              where edge_type = 'identifier'
+          );
+        delete from {{ this }} as edges
+        where {{ int_identity_edges_built_own('edges') }}
+          and exists (
+              select from int_identity_edges_built_removed as removed
+              where removed.node_a = edges.node_a
+                and removed.node_b = edges.node_b
+                and removed.edge_type = edges.edge_type
+                and removed.edge_detail is not distinct from edges.edge_detail
+          );
+        insert into intermediate.identity_changes (reader, record_id, identifier_type)
+        with
+        star_members as (
+            select distinct now_.edge_detail, now_.identifier_value, ends.record_id
+            from int_identity_edges_built_now as now_
+            cross join lateral (values (now_.node_a), (now_.node_b)) as ends (record_id)
+            where now_.edge_type = 'identifier'
+        ),
+        unreplaced as (
+            select removed.node_a, removed.node_b
+            from int_identity_edges_built_removed as removed
+            where not (
+                removed.edge_type = 'identifier'
+                and exists (
+                    select from star_members as members
+                    where members.edge_detail = removed.edge_detail
+                      and members.identifier_value = removed.identifier_value
+                      and members.record_id = removed.node_a
+                )
+                and exists (
+                    select from star_members as members
+                    where members.edge_detail = removed.edge_detail
+                      and members.identifier_value = removed.identifier_value
+                      and members.record_id = removed.node_b
+                )
+            )
+        )
+        select distinct 'int_records_clustered', ends.record_id, ends.mark
+        from (
+            select node_a, node_b, null::text as mark from int_identity_edges_built_added
+            union all
+            select node_a, node_b, 'split' from unreplaced
+        ) as edges
+        cross join lateral (values (edges.node_a, edges.mark), (edges.node_b, edges.mark)) as ends (record_id, mark)
     {%- else %}
         {{ send_identity_everything(['int_records_clustered']) }}
         {%- if is_incremental() %};
@@ -193,35 +254,123 @@ $crm_identity_changes$;
     {%- endif %}
 {% endmacro %}
 
-{#- the post-hook: the ends of the edges written go to int_records_clustered too -#}
-{% macro int_identity_edges_built_written() %}
-    {{ send_edge_ends(
-        'stars as (select node_a, node_b from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_stars('edges')
-        ~ '), own as (select node_a, node_b from ' ~ this ~ ' as edges where ' ~ int_identity_edges_built_own('edges')
-        ~ ')') }}
-{% endmacro %}
-
-{#- the records to cluster again (int_records_clustered_touched): the ends of the edges deleted or written,
-    and every record of their clusters as the table holds them. No edge leaves this set (an edge that did not
-    change joins two records of one old cluster; a changed one has both ends sent), so its components are
-    components of the whole graph -#}
+{#- The pre-hook of int_records_clustered. A cluster key is the smallest record id of its component, so a
+    run rewrites only the records whose key changes: the records new to the graph, and the clusters merged
+    into one with a smaller key. Clusters only merge unless an edge that nothing replaces was removed
+    (int_identity_edges_built marks its ends 'split'); those ends' whole clusters (int_records_clustered_split)
+    are clustered again from their edges, record by record. Every other cluster the run reaches is one node
+    (its key: no edge inside it was lost), so the union-find runs over
+      - the records new to the graph and the records of the clusters clustered again, each its own node,
+      - one node per other cluster reached,
+    and the edges of the records sent and of the clusters clustered again (an edge not sent either lies inside
+    an old cluster or was sent: no edge that matters is left out). A component's smallest node is its
+    smallest record id (a cluster's key is its smallest record), so the keys are those a full build gives.
+    Leaves int_records_clustered_written (record_id, cluster_key) for the model to append, after deleting the
+    rows it replaces; int_customer_ids_assigned is told the records sent and those clustered again. -#}
 {% macro int_records_clustered_changes() %}
     {{ receive_identity_changes('int_records_clustered_mail') }};
     {%- if identity_incremental() %}
-        create temporary table int_records_clustered_touched on commit drop as
+        create temporary table int_records_clustered_split on commit drop as
         select record_id from int_records_clustered_mail
-        where record_id is not null
+        where identifier_type = 'split'
         union
         select record_id from {{ this }}
         where cluster_key = any(array(
             select cluster_key from {{ this }}
-            where record_id = any(array(select record_id from int_records_clustered_mail))
+            where record_id = any(array(
+                select record_id from int_records_clustered_mail where identifier_type = 'split'
+            ))
         ));
-        analyze int_records_clustered_touched;
+        create temporary table int_records_clustered_scope on commit drop as
+        select record_id from int_records_clustered_mail
+        where record_id is not null
+        union
+        select record_id from int_records_clustered_split;
+        analyze int_records_clustered_scope;
         {{ send_identity_changes(['int_customer_ids_assigned'],
-            'select record_id, null::text, null::text from int_records_clustered_touched') }};
+            'select record_id, null::text, null::text from int_records_clustered_scope') }};
+        -- the clusters clustered again leave the table: their records are nodes of their own below
         delete from {{ this }}
-        where record_id = any(array(select record_id from int_records_clustered_touched))
+        where record_id = any(array(select record_id from int_records_clustered_split));
+        create temporary table int_records_clustered_edges on commit drop as
+        select node_a, node_b from {{ ref('int_identity_edges_built') }}
+        where node_a = any(array(select record_id from int_records_clustered_scope));
+        -- the node of each end: its cluster's key, or itself when it is in no cluster (new, or clustered again)
+        -- and is a customer record (has a self edge; an edge to anything else is not part of the graph)
+        create temporary table int_records_clustered_end_ids on commit drop as
+        select node_a as record_id from int_records_clustered_edges
+        union
+        select node_b from int_records_clustered_edges;
+        create temporary table int_records_clustered_end_clusters on commit drop as
+        select record_id, cluster_key from {{ this }}
+        where record_id = any(array(select record_id from int_records_clustered_end_ids));
+        create temporary table int_records_clustered_end_nodes on commit drop as
+        select node_a as record_id from {{ ref('int_identity_edges_built') }}
+        where node_a = any(array(select record_id from int_records_clustered_end_ids))
+          and edge_type = 'self';
+        analyze int_records_clustered_end_ids;
+        analyze int_records_clustered_end_clusters;
+        analyze int_records_clustered_end_nodes;
+        create temporary table int_records_clustered_ends on commit drop as
+        select
+            ends.record_id,
+            coalesce(clusters.cluster_key, ends.record_id) as node,
+            clusters.cluster_key is not null as is_cluster
+        from int_records_clustered_end_ids as ends
+        left join int_records_clustered_end_clusters as clusters
+            on clusters.record_id = ends.record_id
+        where clusters.cluster_key is not null
+           or ends.record_id in (select record_id from int_records_clustered_end_nodes);
+        analyze int_records_clustered_ends;
+        create temporary table int_records_clustered_nodes on commit drop as
+        select
+            node,
+            bool_or(is_cluster) as is_cluster,
+            (row_number() over (order by node collate "C"))::integer as node_number
+        from int_records_clustered_ends
+        group by node;
+        analyze int_records_clustered_nodes;
+        create temporary table int_records_clustered_roots on commit drop as
+        with
+        numbered_edges as (
+            select a.node_number as node_number_a, b.node_number as node_number_b
+            from int_records_clustered_edges as edges
+            inner join int_records_clustered_ends as end_a on end_a.record_id = edges.node_a
+            inner join int_records_clustered_ends as end_b on end_b.record_id = edges.node_b
+            inner join int_records_clustered_nodes as a on a.node = end_a.node
+            inner join int_records_clustered_nodes as b on b.node = end_b.node
+            where a.node_number <> b.node_number
+        ),
+        union_found as (
+            select intermediate.crm_union_find(
+                (select count(*) from int_records_clustered_nodes)::integer,
+                array_agg(node_number_a),
+                array_agg(node_number_b)
+            ) as root_numbers
+            from numbered_edges
+        )
+        select nodes.node, nodes.is_cluster, roots_.node as cluster_key
+        from union_found
+        cross join lateral unnest(union_found.root_numbers) with ordinality as found (root_number, node_number)
+        inner join int_records_clustered_nodes as nodes on nodes.node_number = found.node_number
+        inner join int_records_clustered_nodes as roots_ on roots_.node_number = found.root_number;
+        analyze int_records_clustered_roots;
+        -- the rows written: each record that is its own node, and every record of a cluster whose key changed
+        create temporary table int_records_clustered_written on commit drop as
+        select node as record_id, cluster_key from int_records_clustered_roots
+        where not is_cluster;
+        with moved as (
+            delete from {{ this }} as clusters
+            where clusters.cluster_key = any(array(
+                select node from int_records_clustered_roots where is_cluster and node <> cluster_key
+            ))
+            returning clusters.record_id, clusters.cluster_key
+        )
+        insert into int_records_clustered_written
+        select moved.record_id, roots_.cluster_key
+        from moved
+        inner join int_records_clustered_roots as roots_
+            on roots_.node = moved.cluster_key
     {%- else %}
         {{ send_identity_everything(['int_customer_ids_assigned']) }}
         {%- if is_incremental() %};
@@ -230,10 +379,19 @@ $crm_identity_changes$;
     {%- endif %}
 {% endmacro %}
 
-{#- int_customer_ids_assigned takes the records clustered again (int_customer_ids_assigned_mail): they are
-    whole clusters, before and after, so the ids they held are decided among them alone -#}
+{#- int_customer_ids_assigned takes the records int_records_clustered reached (int_customer_ids_assigned_mail) and
+    reads the whole clusters they are in now (int_customer_ids_assigned_records). Every record of a cluster holds
+    one customer id, and every cluster that lost or gained records this run holds a record sent, so these
+    clusters hold every record of each id they held before: the ids are decided among them alone -#}
 {% macro int_customer_ids_assigned_changes() %}
-    {{ receive_identity_changes('int_customer_ids_assigned_mail') }}
+    {{ receive_identity_changes('int_customer_ids_assigned_mail') }};
+    create temporary table int_customer_ids_assigned_records on commit drop as
+    select record_id from {{ ref('int_records_clustered') }}
+    where cluster_key = any(array(
+        select cluster_key from {{ ref('int_records_clustered') }}
+        where record_id = any(array(select record_id from int_customer_ids_assigned_mail))
+    ));
+    analyze int_customer_ids_assigned_records
 {% endmacro %}
 
 {#- the post-hook of int_customer_ids_assigned: dim_customers, the facts and the complaint candidates are told
@@ -246,7 +404,7 @@ $crm_identity_changes$;
     {{ send_identity_changes(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
                               'int_complaint_candidates_unioned'],
         "select record_id, 'customer_id', previous_customer_id from " ~ this
-        ~ " where record_id = any(array(select record_id from int_customer_ids_assigned_mail))"
+        ~ " where record_id = any(array(select record_id from int_customer_ids_assigned_records))"
         ~ " and changed_at = cast('" ~ run_started_at.isoformat() ~ "' as timestamptz)"
         ~ " and not " ~ everything) }};
     {{ send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback',

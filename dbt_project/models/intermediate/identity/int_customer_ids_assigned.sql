@@ -25,9 +25,9 @@
         are absorbed; ties: smallest id);
       - a cluster that keeps no previous id gets a new id: md5 of its key, plus the id it split from.
     int_customer_merges records the merges and splits.
-    A run reads only the records int_records_clustered clustered again: whole clusters, before and after
-    (macro int_records_clustered_changes), so every previous id among them has all its records among them
-    and the rules above give what they would give over every cluster. After a full build of
+    A run reads only the clusters holding a record int_records_clustered reached (macro
+    int_customer_ids_assigned_changes): every previous id among them has all its records among them, so the
+    rules above give what they would give over every cluster. After a full build of
     int_records_clustered it reads every cluster (macros/incremental/identity_changes.sql). The table is never
     rebuilt, so the post-hook adds the indexes those runs need to a table that lacks them. -#}
 with
@@ -36,7 +36,7 @@ clusters as (
 
     select * from {{ ref('int_records_clustered') }}
     {% if incremental %}
-    where record_id = any(array(select record_id from int_customer_ids_assigned_mail))
+    where record_id = any(array(select record_id from int_customer_ids_assigned_records))
     {% endif %}
 
 ),
@@ -46,7 +46,7 @@ previous as (
     {% if is_incremental() %}
     select record_id, customer_id from {{ this }}
     {% if incremental %}
-    where record_id = any(array(select record_id from int_customer_ids_assigned_mail))
+    where record_id = any(array(select record_id from int_customer_ids_assigned_records))
     {% endif %}
     {% else %}
     select null::text as record_id, null::text as customer_id where false

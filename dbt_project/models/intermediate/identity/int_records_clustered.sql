@@ -15,20 +15,21 @@
     intermediate.crm_union_find (macro create_udfs: union-find with path halving over an in-memory integer
     array) gives every number the smallest number of its component. The cluster key is the smallest
     record id of the component; it is not stable across runs (int_customer_ids_assigned gives the
-    stable id).
-    Incremental (macros/incremental/identity_changes.sql): a run clusters again only the records at the ends
-    of the edges that changed and every record of their old clusters (no edge leaves that set, so its
-    components are the graph's; macro int_records_clustered_changes). -#}
+    stable id), but a record joining a cluster moves it only when the record's id is smaller.
+    Incremental (macros/incremental/identity_changes.sql, int_records_clustered_changes): the pre-hook merges
+    the clusters the new edges reach, and clusters again from their edges only the clusters that lost an
+    edge nothing replaced; it leaves the rows whose key is new in int_records_clustered_written, which is
+    what the model appends. -#}
+{% if incremental %}
+-- the rows whose key is new (the pre-hook found them)
+select record_id, cluster_key from int_records_clustered_written
+{% else %}
 with
 
 edges as not materialized (
 
     -- read twice from the table rather than copied once into a work table
     select * from {{ ref('int_identity_edges_built') }}
-    {% if incremental %}
-    -- the edges of the records to cluster again (their other ends are in the set too)
-    where node_a = any(array(select record_id from int_records_clustered_touched))
-    {% endif %}
 
 ),
 
@@ -78,29 +79,19 @@ components as materialized (
 
 ),
 
-component_sizes as (
-
-    select root_number, count(*) as cluster_size
-    from components
-    group by root_number
-
-),
-
 final as (
 
     select
         nodes.record_id,
-        roots.record_id as cluster_key,
-        component_sizes.cluster_size
+        roots.record_id as cluster_key
 
     from components
     inner join nodes
         on nodes.node_number = components.node_number
     inner join nodes as roots
         on roots.node_number = components.root_number
-    inner join component_sizes
-        on component_sizes.root_number = components.root_number
 
 )
 
 select * from final
+{% endif %}

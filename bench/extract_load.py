@@ -80,13 +80,28 @@ def log(msg: str) -> None:
 
 
 # --- inputs ----------------------------------------------------------------------------------------
+def _world_readable(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = db.execute("select count(*) from sqlite_master").fetchone()[0]
+            pages = db.execute("pragma page_count").fetchone()[0]
+            page_size = db.execute("pragma page_size").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return False
+    # the header's page count against the file: a file cut short holds fewer pages than it says
+    return tables > 0 and path.stat().st_size >= pages * page_size
+
+
 def ensure_world(name: str, params: dict) -> Path:
     """A generated sandbox world under .crm/bench/<name>, reused while its parameters are unchanged."""
     from sandbox.world import generate
 
     world = BENCH_DIR / name
     marker = world / "bench_world.json"
-    if marker.exists() and (world / "world.db").exists():
+    # a world.db emptied or cut short (truncated to free disk) is generated again
+    if marker.exists() and (world / "world.db").exists() and _world_readable(world / "world.db"):
         meta = json.loads(marker.read_text())
         if meta.get("params") == params:
             log(f"reusing world {world} ({meta['counts']['s_calls']:,} calls)")

@@ -297,10 +297,12 @@ $crm_identity_changes$;
         where node_a = any(array(select record_id from int_records_clustered_scope));
         -- the node of each end: its cluster's key, or itself when it is in no cluster (new, or clustered again)
         -- and is a customer record (has a self edge; an edge to anything else is not part of the graph)
+        -- node_b (an anchor) is in collation "C": in the database's collation again, or the record-id indexes
+        -- below cannot serve `= any(array(...))` and every row is compared with every element
         create temporary table int_records_clustered_end_ids on commit drop as
         select node_a as record_id from int_records_clustered_edges
         union
-        select node_b from int_records_clustered_edges;
+        select node_b collate "default" from int_records_clustered_edges;
         create temporary table int_records_clustered_end_clusters on commit drop as
         select record_id, cluster_key from {{ this }}
         where record_id = any(array(select record_id from int_records_clustered_end_ids));

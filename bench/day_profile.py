@@ -37,18 +37,6 @@ def _database_exists(admin: str, name: str) -> bool:
         return conn.execute("select exists (select from pg_database where datname = %s)", (name,)).fetchone()[0]
 
 
-def _copy_database(admin: str, template: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-
-
 def _drop(admin: str, *names: str) -> None:
     import psycopg
     from psycopg import sql
@@ -124,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         phases = _run("full", ("enrich", "dbt"), url, work, end - DAY, True)
         report = {"params": params, "full": {"phases": phases, "models": _models(work / "target-full")}}
         report_path.write_text(json.dumps(report, indent=1))
-    url = _copy_database(admin, base, day)
+    url = fresh_database(admin, day, template=base)
     landed, seconds = _land(url, world, available_from=end - DAY)
     log(f"day: landed {sum(landed.values()):,} records in {seconds:.0f} s")
     _explain(admin, day, args.explain_ms)

@@ -296,8 +296,9 @@ def pg_admin_url(explicit: str | None) -> str:
     return EmbeddedPostgres(ROOT / ".crm" / "pg").ensure_running()
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    """Drop and create database `name` on the server of `admin_url` (a postgresql:// URL); its URL."""
+def fresh_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Drop and create database `name` on the server of `admin_url` (a postgresql:// URL), as a copy of database
+    `template` when given; its URL."""
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg
@@ -305,7 +306,8 @@ def fresh_database(admin_url: str, name: str) -> str:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)) + (
+            sql.SQL(" template {}").format(sql.Identifier(template)) if template else sql.SQL("")))
     return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 

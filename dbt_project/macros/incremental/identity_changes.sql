@@ -343,17 +343,11 @@ $crm_identity_changes$;
             inner join int_records_clustered_nodes as b on b.node = end_b.node
             where a.node_number <> b.node_number
         ),
-        union_found as (
-            select intermediate.crm_union_find(
-                (select count(*) from int_records_clustered_nodes)::integer,
-                array_agg(node_number_a),
-                array_agg(node_number_b)
-            ) as root_numbers
-            from numbered_edges
+        found as (
+            {{ connected_components('int_records_clustered_nodes', 'numbered_edges') }}
         )
         select nodes.node, nodes.is_cluster, roots_.node as cluster_key
-        from union_found
-        cross join lateral unnest(union_found.root_numbers) with ordinality as found (root_number, node_number)
+        from found
         inner join int_records_clustered_nodes as nodes on nodes.node_number = found.node_number
         inner join int_records_clustered_nodes as roots_ on roots_.node_number = found.root_number;
         analyze int_records_clustered_roots;

@@ -58,24 +58,9 @@ numbered_edges as (
 
 ),
 
-union_found as (
-
-    select intermediate.crm_union_find(
-        (select count(*) from nodes)::integer,
-        array_agg(node_number_a),
-        array_agg(node_number_b)
-    ) as root_numbers
-    from numbered_edges
-
-),
-
 components as materialized (
 
-    select
-        roots.node_number::integer as node_number,
-        roots.root_number
-    from union_found
-    cross join lateral unnest(union_found.root_numbers) with ordinality as roots (root_number, node_number)
+    {{ connected_components('nodes', 'numbered_edges') }}
 
 ),
 

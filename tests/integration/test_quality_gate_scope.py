@@ -185,11 +185,16 @@ def test_a_bad_row_in_the_days_data_fails_the_incremental_gate_critically(copy, 
         conn.execute("update marts_build.fct_interactions set direction = 'sideways' where interaction_id ="
                      " (select min(interaction_id) from marts_build.fct_interactions where occurred_at >= %s)",
                      (day,))
-    result = _gate(copy, "bad-day", run_end, tmp_path)
+    result = _gate(copy, "bad-day", run_end, tmp_path, dbt=True)
     assert result.scope.startswith("since ")
     failed = {f"{o.suite}.{o.check}": o for o in result.critical_failures}
+    dbt_direction = "dbt.fct_interactions.accepted_values_fct_interactions_direction__inbound__outbound"
     assert set(failed) == {"raw.phone_system__calls.content_hash_is_sha256",
-                           "marts.fct_interactions.direction_accepted"}, result.report()
+                           "marts.fct_interactions.direction_accepted", dbt_direction}, result.report()
+    # dbt's test read the table's changed rows from the copy its test run made (and dropped)
+    assert (failed[dbt_direction].unexpected_count, failed[dbt_direction].scope) == (1, result.scope)
+    with psycopg.connect(copy) as conn:
+        assert not conn.execute("select relname from pg_class where relname like 'gate\\_changed\\_\\_%'").fetchall()
     bad_hash = failed["raw.phone_system__calls.content_hash_is_sha256"]
     day_rows, _ = _counts(copy, "phone_system__calls", day)
     assert (bad_hash.unexpected_count, bad_hash.element_count) == (1, day_rows)  # the bad row was landed now

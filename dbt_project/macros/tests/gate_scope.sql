@@ -8,11 +8,15 @@
       - a staging view: the records with a raw row in those batches, `record_key = any(array(...))`, a
         condition on the view's distinct-on key that PostgreSQL pushes through the view to the raw table's
         primary key (as the incremental models do, macros/incremental/changed_keys.sql);
-      - a table dbt built: the rows written since.
+      - a table dbt built: the rows written since. `xmin` has no index, so finding them scans the table: the
+        test run's on-run-start hook (macro gate_copy_changed_rows) copies each tested table's changed rows
+        once into `quality.gate_changed__<table>`, and the tests read the copy. Without it every test of a
+        table scanned the table again (128 tests, 2,000 to 10,000,000 rows each at ten million
+        interactions); the on-run-end hook drops the copies.
     Uniqueness (unique, unique_combination_of_columns) is checked for the changed keys against the whole table
-    (a key probe); on a staging view, among its changed records (a staging key is its raw key: the raw primary
-    key and the mart tests keep it unique across days). Tests of the whole table (not_empty, singular tests)
-    and seeds are not scoped. Without the vars (a full gate, `dbt build`) every test reads every row.
+    (a key probe of the copy's keys); on a staging view, among its changed records (a staging key is its raw
+    key: the raw primary key and the mart tests keep it unique across days). Tests of the whole table
+    (not_empty, singular tests) and seeds are not scoped. Without the vars (a full gate, `dbt build`) every test reads every row.
 -#}
 
 {#- tests of single values: scoped to the changed rows -#}
@@ -28,6 +32,55 @@
 {#- written into the compiled SQL of every test limited to the changed rows: the gate labels those results with
     its scope (plugins/crm_warehouse/quality/dbt_tests.py reads it from run_results.json) -#}
 {% macro gate_scope_marker() %}{{ return('crm_gate_scope: changed rows') }}{% endmacro %}
+
+{#- the tables whose changed rows the tests read (models dbt builds as tables, tested by a scoped test) -#}
+{% macro gate_copied_models() %}
+    {%- set tested = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'test' and node.attached_node -%}
+        {%- set meta = node.test_metadata or {} -%}
+        {%- if meta.get('name') in (gate_row_tests() + gate_unique_tests()) -%}
+            {%- do tested.append(node.attached_node) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set models = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.unique_id in tested
+                                            and node.config.materialized in ('table', 'incremental') -%}
+        {%- do models.append(node) -%}
+    {%- endfor -%}
+    {{ return(models) }}
+{% endmacro %}
+
+{#- the copy of a tested table's changed rows (model names are unique in a project, so the name is too) -#}
+{% macro gate_changed_copy(node) -%}
+    quality.{{ adapter.quote('gate_changed__' ~ node.alias) }}
+{%- endmacro %}
+
+{#- on-run-start: an incremental gate's test run copies each tested table's changed rows (one scan of the table),
+    and the tests read the copies; any other run does nothing -#}
+{% macro gate_copy_changed_rows() %}
+    {%- set written = var('gate_written', none) -%}
+    {%- if execute and flags.WHICH == 'test' and written is not none -%}
+        create schema if not exists quality;
+        {%- for node in gate_copied_models() %}
+            {%- set relation = adapter.get_relation(database=node.database, schema=node.schema,
+                                                    identifier=node.alias) %}
+            {%- if relation is not none %}
+        drop table if exists {{ gate_changed_copy(node) }};
+        create unlogged table {{ gate_changed_copy(node) }} as select * from {{ relation }} where {{ written }};
+        analyze {{ gate_changed_copy(node) }};
+            {%- endif %}
+        {%- endfor %}
+    {%- endif -%}
+{% endmacro %}
+
+{#- on-run-end: the copies are dropped -#}
+{% macro gate_drop_changed_copies() %}
+    {%- if execute and flags.WHICH == 'test' and var('gate_written', none) is not none -%}
+        {%- for node in gate_copied_models() %}
+        drop table if exists {{ gate_changed_copy(node) }};
+        {%- endfor %}
+    {%- endif -%}
+{% endmacro %}
 
 {#- the condition selecting the changed rows of the node a test tests, or none (the whole model) -#}
 {% macro gate_changed_rows_condition(tested) %}
@@ -71,28 +124,33 @@
     {%- set tested_id = model.get('attached_node') if model is mapping else none -%}
     {%- set tested = graph.nodes.get(tested_id) if (execute and tested_id) else none -%}
     {%- set changed = gate_changed_rows_condition(tested) if test_name else none -%}
+    {#- a table's changed rows are read from their copy (macro gate_copy_changed_rows) -#}
+    {%- set copy = gate_changed_copy(tested) if (changed and tested.config.materialized != 'view') else none -%}
+    {%- set read = copy if (copy and test_name in gate_row_tests()) else relation -%}
     {%- set conditions = [] -%}
     {%- if where -%}{%- do conditions.append('(' ~ where ~ ')') -%}{%- endif -%}
     {%- set limited = changed and test_name in (gate_row_tests() + gate_unique_tests()) -%}
-    {%- if changed and test_name in gate_row_tests() -%}
+    {%- if changed and test_name in gate_row_tests() and not copy -%}
         {%- do conditions.append('(' ~ changed ~ ')') -%}
     {%- elif changed and test_name in gate_unique_tests() -%}
         {%- set kwargs = meta.get('kwargs', {}) -%}
         {%- set columns = [kwargs.get('column_name')] if kwargs.get('column_name') else
                           kwargs.get('combination_of_columns', []) -%}
-        {%- if tested.config.materialized == 'view' or not columns -%}
-            {%- do conditions.append('(' ~ changed ~ ')') -%}
-        {%- else -%}
+        {%- if copy and columns -%}
             {#- key probe: every row sharing a key with a changed row -#}
             {%- do conditions.append('((' ~ columns | join(', ') ~ ') in (select ' ~ columns | join(', ')
-                                     ~ ' from ' ~ relation ~ ' where ' ~ changed ~ '))') -%}
+                                     ~ ' from ' ~ copy ~ '))') -%}
+        {%- elif copy -%}
+            {%- set read = copy -%}
+        {%- else -%}
+            {%- do conditions.append('(' ~ changed ~ ')') -%}
         {%- endif -%}
     {%- endif -%}
-    {%- if conditions -%}
+    {%- if conditions or limited -%}
         {#- the marker tells the gate (quality/dbt_tests.py) which tests read only the changed rows -#}
         {%- set filtered -%}
-            (select * from {{ relation }} {% if limited %}/* {{ gate_scope_marker() }} */ {% endif -%}
-            where {{ conditions | join(' and ') }}) dbt_subquery
+            (select * from {{ read }} {% if limited %}/* {{ gate_scope_marker() }} */ {% endif -%}
+            {%- if conditions %} where {{ conditions | join(' and ') }}{% endif %}) dbt_subquery
         {%- endset -%}
         {%- do return(filtered) -%}
     {%- else -%}

@@ -1,7 +1,7 @@
 """Where one more day's dbt time goes, on a world of any size: a tool for working on issue 5 point 4 without
 waiting for a ten-million run.
 
-    python -m bench.day_profile [--customers 64000] [--pg-url URL] [--rebase] [--explain-ms 200]
+    python -m bench.day_profile [--customers 64000] [--pg-url URL] [--rebase] [--gate] [--explain-ms 200]
 
 1. A world of `--customers` people over 60 days (`bench.warehouse.WORLD`'s other parameters: 64,000 people is a
    tenth of it, about a million interactions) is generated under `.crm/bench/` and kept.
@@ -13,6 +13,10 @@ waiting for a ten-million run.
    are logged with their plans by `auto_explain` (`log_analyze`, nested statements) to the server's log: a plan
    node that reads a whole table, or loops hundreds of times, is a cost that grows with the warehouse rather
    than with the day.
+
+With `--gate` both builds also run the quality gate and publish, as the DAG does (the base's gate is the full
+check, the day's checks what changed since it): the day's whole cost beside the full build's, which is what
+issue 5 point 4 compares. A base built without the gate is built again.
 
 Prints the seconds and rows written of every model, full build beside the day, slowest first, and writes them
 to `.crm/bench/day-profile-<customers>.json`. The two databases are left for inspection: drop them with
@@ -77,7 +81,11 @@ def _run(name: str, phases: tuple[str, ...], url: str, work: Path, run_end: int,
         if result.returncode != 0:
             raise SystemExit(f"{name} {phase} failed: see {work / 'logs' / (name + '-' + phase + '.log')}")
         out[phase] = round(result.wall, 1)
-        log(f"{name}: {phase} {result.wall:.1f} s")
+        detail = ""
+        if phase == "gate":
+            detail = (f" (scope {result.report.get('scope')}, {result.report.get('dbt_tests')} dbt tests in "
+                      f"{result.report.get('dbt_tests_seconds')} s, then the suites)")
+        log(f"{name}: {phase} {result.wall:.1f} s{detail}")
     return out
 
 
@@ -87,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", help="a server to use (its admin URL); default: the embedded one")
     parser.add_argument("--rebase", action="store_true", help="build the base (full build) again")
     parser.add_argument("--explain-ms", type=int, help="log the day's plans of statements over this many ms")
+    parser.add_argument("--gate", action="store_true", help="also run the quality gate and publish (the whole day)")
     parser.add_argument("--drop", action="store_true", help="drop the two databases and stop")
     args = parser.parse_args(argv)
 
@@ -105,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     report_path = BENCH_DIR / f"day-profile-{args.customers}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() and not args.rebase else {}
-    if args.rebase or not _database_exists(admin, base) or "full" not in report:
+    phases_run = ("enrich", "dbt", "gate", "publish") if args.gate else ("enrich", "dbt")
+    if (args.rebase or not _database_exists(admin, base) or "full" not in report
+            or not set(phases_run) <= set(report["full"]["phases"])):
         url = fresh_database(admin, base)
         landed, seconds = _land(url, world, available_before=end - DAY)
         log(f"base: landed {sum(landed.values()):,} records in {seconds:.0f} s")
-        phases = _run("full", ("enrich", "dbt"), url, work, end - DAY, True)
+        phases = _run("full", phases_run, url, work, end - DAY, True)
         report = {"params": params, "full": {"phases": phases, "models": _models(work / "target-full")}}
         report_path.write_text(json.dumps(report, indent=1))
     url = fresh_database(admin, day, template=base)
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"day: landed {sum(landed.values()):,} records in {seconds:.0f} s")
     _explain(admin, day, args.explain_ms)
     try:
-        phases = _run("day", ("enrich", "dbt"), url, work, end, False)
+        phases = _run("day", phases_run, url, work, end, False)
     finally:
         _explain(admin, day, None)
     report["day"] = {"phases": phases, "models": _models(work / "target-day")}
@@ -130,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model:45} {full.get(model, {}).get('seconds', 0):8.1f} {today[model]['seconds']:8.1f} "
               f"{'' if rows is None else f'{rows:,}':>10}")
     print(f"{'dbt (wall, whole run)':45} {report['full']['phases']['dbt']:8.1f} {phases['dbt']:8.1f}")
-    print(f"{'enrich':45} {report['full']['phases']['enrich']:8.1f} {phases['enrich']:8.1f}")
+    for phase in phases:
+        if phase != "dbt":
+            print(f"{phase:45} {report['full']['phases'][phase]:8.1f} {phases[phase]:8.1f}")
+    full_total = sum(report["full"]["phases"][phase] for phase in phases)
+    print(f"{'total (' + ' + '.join(phases) + ')':45} {full_total:8.1f} {sum(phases.values()):8.1f}"
+          f"   day share {sum(phases.values()) / full_total:.0%}")
     print(f"report: {report_path}; databases {base} and {day} (drop: --drop)")
     return 0
 

@@ -312,3 +312,21 @@ def test_the_changed_records_changed(builds):
                             (f"facebook:{changed['reply']}",)).fetchone() == (f"facebook:{changed['new_parent']}",)
         assert conn.execute("select sentiment_score < 0 from intermediate.int_interactions_unioned"
                             " where record_id = %s", (f"facebook:{changed['late_comment']}",)).fetchone() == (True,)
+
+
+def test_the_landing_lays_rows_out_in_extraction_order(builds):
+    """sandbox.landing's bulk landing orders each table's rows by extraction time, as the daily loads it stands in
+    for append them: only then does the raw tables' BRIN index on extracted_at (block ranges of 128 pages, more
+    than this world's tables) find a day's rows without reading the older ones, as it does in production."""
+    urls, _, _ = builds
+    with psycopg.connect(urls["a"]) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' order by 1")]
+        assert "phone_system__calls" in tables
+        for table in tables:
+            first = sql.SQL("(select min(batch_id) from {})").format(sql.Identifier("raw", table))
+            backwards = conn.execute(sql.SQL(
+                "select count(*) from (select extracted_at < lag(extracted_at) over (order by ctid) as back"
+                " from {} where batch_id = {}) as rows where back").format(sql.Identifier("raw", table), first)
+            ).fetchone()[0]
+            assert backwards == 0, f"raw.{table}: {backwards} rows of the bulk landing out of extraction order"

@@ -78,11 +78,12 @@
 {% endmacro %}
 
 {#- the end of a pre-hook that rewrites what a run touched: analyze the temporary table `touched` and delete the
-    model's rows whose `key_column` is one of its `touched_column` (the model appends them again) -#}
+    model's rows whose `key_column` is one of its `touched_column` (the model appends them again): probes of the
+    key's unique index (a semi-join hashed the touched keys and read the whole table) -#}
 {% macro delete_touched_rows(key_column, touched, touched_column='record_id') %}
         analyze {{ touched }};
         delete from {{ this }}
-        where {{ key_column }} in (select {{ touched_column }} from {{ touched }})
+        where {{ key_column }} = any(array(select {{ touched_column }} from {{ touched }}))
 {% endmacro %}
 
 {#- the end of such a pre-hook when a sender was built in full: every row is recomputed (none to delete on the

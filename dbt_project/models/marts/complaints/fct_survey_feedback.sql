@@ -35,6 +35,10 @@ survey_responses as (
 customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+    {% if incremental %}
+    -- probes of the record_id index (a hash join read the whole table)
+    where record_id = any(array(select record_id from fct_survey_feedback_touched))
+    {% endif %}
 
 ),
 

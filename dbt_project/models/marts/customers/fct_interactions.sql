@@ -25,7 +25,8 @@ interactions as (
 
     select * from {{ ref('int_interactions_unioned') }}
     {% if incremental %}
-    where record_id in (select record_id from fct_interactions_touched)
+    -- probes of the record_id index (a semi-join hashed the touched records and read the whole table)
+    where record_id = any(array(select record_id from fct_interactions_touched))
     {% endif %}
 
 ),
@@ -33,12 +34,23 @@ interactions as (
 customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
+    {% if incremental %}
+    -- the touched records and the records they answer: probes of the record_id index
+    where record_id = any(array(
+        select record_id from fct_interactions_touched
+        union
+        select parent_record_id from interactions where parent_record_id is not null
+    ))
+    {% endif %}
 
 ),
 
 complaints as (
 
     select * from {{ ref('int_complaint_candidates_unioned') }}
+    {% if incremental %}
+    where complaint_id = any(array(select record_id from fct_interactions_touched))
+    {% endif %}
 
 ),
 

@@ -10,13 +10,14 @@
         primary key (as the incremental models do, macros/incremental/changed_keys.sql);
       - a table dbt built: the rows written since. `xmin` has no index, so finding them scans the table: the
         test run's on-run-start hook (macro gate_copy_changed_rows) copies each tested table's changed rows
-        once into `quality.gate_changed__<table>`, and the tests read the copy. Without it every test of a
-        table scanned the table again (128 tests, 2,000 to 10,000,000 rows each at ten million
-        interactions); the on-run-end hook drops the copies.
+        once into `quality.gate_changed__<model>`, and the tests read the copy (before, each of the 128 tests
+        of tables scanned its table, up to ten million rows at ten million interactions); the on-run-end hook
+        drops the copies. Like the gate's own copies, they assume one gate at a time per warehouse.
     Uniqueness (unique, unique_combination_of_columns) is checked for the changed keys against the whole table
     (a key probe of the copy's keys); on a staging view, among its changed records (a staging key is its raw
     key: the raw primary key and the mart tests keep it unique across days). Tests of the whole table
-    (not_empty, singular tests) and seeds are not scoped. Without the vars (a full gate, `dbt build`) every test reads every row.
+    (not_empty, singular tests) and seeds are not scoped. Without the vars (a full gate, `dbt build`) every
+    test reads every row.
 -#}
 
 {#- tests of single values: scoped to the changed rows -#}

@@ -170,8 +170,20 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
         def moved_reply(p):
             p["parent"]["id"] = new_parent
 
+        def longer(p):
+            p["duration"] = str(int(p.get("duration") or 0) + 7)
+
+        # another call of a customer whose cancellation was the outcome of a complaint: the day reaches that
+        # customer but not the cancellation call, which the complaint's retention still depends on
+        cancelled = ("record_key in (select substr(ids.record_id, 8) from intermediate.int_customer_ids_assigned as ids"
+                     " where ids.record_id like 'twilio:%%' and ids.customer_id in (select customer_id"
+                     " from intermediate.int_complaints_lifecycle where not is_retained_afterwards)"
+                     " and ids.record_id not in (select call_record_id from intermediate.int_customer_cancellations)"
+                     " and ids.record_id not in (select complaint_id from intermediate.int_complaints_lifecycle))")
         noon = day + timedelta(hours=12)
         changed = {
+            "cancelled_customer": new_version(conn, "phone_system__calls", before + " and " + cancelled
+                                              + " and payload->>'parent_call_sid' is null", longer, noon),
             "child_leg": new_version(conn, "phone_system__calls", before + " and payload->>'parent_call_sid' is null",
                                      child_leg, noon),
             "caller": new_version(conn, "phone_system__calls", before + " and payload->>'direction' = 'inbound'"
@@ -310,6 +322,10 @@ def test_the_changed_records_changed(builds):
                             " and social_handle not like '%%\\_new'", (changed["x_user"],)).fetchone() == (0,)
         assert conn.execute("select parent_record_id from intermediate.int_interactions_unioned where record_id = %s",
                             (f"facebook:{changed['reply']}",)).fetchone() == (f"facebook:{changed['new_parent']}",)
+        assert conn.execute("select count(*) from intermediate.int_complaints_lifecycle as l"
+                            " join intermediate.int_customer_ids_assigned as ids on ids.customer_id = l.customer_id"
+                            " where ids.record_id = %s and not l.is_retained_afterwards",
+                            (f"twilio:{changed['cancelled_customer']}",)).fetchone()[0] >= 1
         assert conn.execute("select sentiment_score < 0 from intermediate.int_interactions_unioned"
                             " where record_id = %s", (f"facebook:{changed['late_comment']}",)).fetchone() == (True,)
 

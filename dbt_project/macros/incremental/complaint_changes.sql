@@ -13,14 +13,19 @@
                                                                               calls and cases they named before
       int_customer_ids_assigned            int_complaint_candidates_unioned   the records whose customer id
                                                                               changed, with the id they had
-      int_complaint_candidates_unioned     the four models after it           the records of those customers
+      int_complaint_candidates_unioned     the four models after it           the records to recompute
                                                                               (record_id) and the customers
                                                                               (identifier_type customer_id)
 
     The customers reached are the customers, now and before, of the records reached (macro
-    create_records_reached); the records recomputed are every record of those customers and the records
-    reached. Each model deletes its rows of those records and customers and appends them again from its
-    inputs limited to them. A full build of a sender makes the chain recompute everything.
+    create_records_reached). The records recomputed are the records reached, the complaints those customers had
+    and their survey responses, not every record of theirs: whether any other record is a complaint, and its
+    events, depend on itself, its wrap-ups and the replies to it, and a change to any of those reaches it. A
+    survey depends on its customer's direct complaints (feedback on a complaint is not a new one), which are
+    among the records (a call or form that became a complaint was reached). Each model deletes its rows of those
+    records (and, where it has a customer, of those customers) and appends them again from its inputs limited to
+    them; int_complaints_lifecycle reads every cancellation of the customers (int_customer_cancellations, by
+    customer). A full build of a sender makes the chain recompute everything.
 -#}
 
 {#- the pre-hook of int_complaint_candidates_unioned: the records to recompute
@@ -42,8 +47,12 @@
         create temporary table int_complaint_candidates_records on commit drop as
         select record_id from int_complaint_candidates_reached
         union
+        select complaint_id from {{ this }}
+        where customer_id = any(array(select customer_id from int_complaint_candidates_customers))
+        union
         select record_id from {{ ref('int_customer_ids_assigned') }}
-        where customer_id = any(array(select customer_id from int_complaint_candidates_customers));
+        where customer_id = any(array(select customer_id from int_complaint_candidates_customers))
+          and record_id like 'qualtrics:%';
         {{ index_scope('int_complaint_candidates_records', 'record_id') }};
         {{ send_identity_changes(readers,
             'select record_id, null::text, null::text from int_complaint_candidates_records'

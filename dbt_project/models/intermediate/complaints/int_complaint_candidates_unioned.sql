@@ -17,8 +17,8 @@
     - any other customer record that a follow-up wrap-up names as its case (case_ref): the company's
       case system says it is a complaint even when the text did not read as one.
     detected_at is when the evidence reached the warehouse.
-    Incremental by customer: a run recomputes the complaints of the customers its changes reach, from their
-    records only (macros/incremental/complaint_changes.sql). -#}
+    Incremental by customer: a run recomputes the complaints of the customers its changes reach, from the records
+    reached and those customers' complaints and surveys (macros/incremental/complaint_changes.sql). -#}
 {{
     config(
         materialized='incremental',
@@ -28,6 +28,7 @@
             "{{ int_complaint_candidates_changes() }}"],
         post_hook=[
             "create index if not exists int_complaint_candidates_unioned_complaint_id on {{ this }} (complaint_id)",
+            "create index if not exists int_complaint_candidates_unioned_customer_id on {{ this }} (customer_id)",
             "analyze {{ this }}"
         ]
     )

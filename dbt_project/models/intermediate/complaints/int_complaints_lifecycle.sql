@@ -7,7 +7,8 @@
     after a rectified complaint and left after a later, unrectified one was retained by the first;
     a complaint is retained afterwards when no cancellation is the outcome of it.
     Incremental by customer: a run recomputes the complaints of the customers its changes reach (all of a
-    customer's complaints and cancellations are among them: macros/incremental/complaint_changes.sql). -#}
+    customer's complaints are among its records, its cancellations are read by customer:
+    macros/incremental/complaint_changes.sql). -#}
 {{
     config(
         materialized='incremental',
@@ -46,7 +47,7 @@ cancellations as (
 
     select * from {{ ref('int_customer_cancellations') }}
     {% if incremental %}
-    where {{ in_complaint_scope('call_record_id', this.identifier) }}
+    where {{ of_complaint_scope_customer('customer_id', this.identifier) }}
     {% endif %}
 
 ),

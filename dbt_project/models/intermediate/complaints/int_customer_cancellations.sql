@@ -1,13 +1,14 @@
 {#- Churn signals: calls wrapped up with code cancel_request, with the customer who called.
-    Incremental by customer, with int_complaint_candidates_unioned (it says which customers a run reaches:
-    macros/incremental/complaint_changes.sql). -#}
+    Incremental by record, with int_complaint_candidates_unioned (it says which records a run reaches:
+    macros/incremental/complaint_changes.sql): a row changes only when its call's wrap-ups or its customer id
+    do, and either reaches the call. -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook=["set local work_mem = '256MB'", "set local jit = off",
-            "{{ complaint_chain_changes('call_record_id', 'customer_id') }}"],
+            "{{ complaint_chain_changes('call_record_id') }}"],
         post_hook=[
             "create index if not exists int_customer_cancellations_customer_id on {{ this }} (customer_id)",
             "analyze {{ this }}"

@@ -82,6 +82,12 @@
     {{ column }} in (select record_id from {{ scope }}_records)
 {%- endmacro %}
 
+{#- the same condition as a probe of `column`'s index (the models' reads of their inputs): a semi-join on the scope
+    reads the whole input when the planner expects the scope to be a large share of it, which it is not -#}
+{% macro probe_complaint_scope(column, scope) -%}
+    {{ column }} = any(array(select record_id from {{ scope }}_records))
+{%- endmacro %}
+
 {% macro of_complaint_scope_customer(column, scope) -%}
     {{ column }} in (select customer_id from {{ scope }}_customers)
 {%- endmacro %}

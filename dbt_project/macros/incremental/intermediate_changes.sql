@@ -70,14 +70,14 @@
 {%- endmacro %}
 
 {#- the X mentions (in `interactions`) of users with a raw row since the mark: their handle, name and reach
-    come from the user -#}
-{% macro mentions_of_changed_x_users(interactions) %}
-        select 'social_x__mentions', interactions.reference_key, interactions.record_id
+    come from the user (`raw_table`: the first column's value) -#}
+{% macro mentions_of_changed_x_users(interactions, raw_table='social_x__mentions') %}
+        select '{{ raw_table }}', interactions.reference_key, interactions.record_id
         from {{ interactions }} as interactions
         where interactions.source_system = 'x'
-          and interactions.x_user_id in (
+          and interactions.x_user_id = any(array(
               select record_key from ({{ arrived_keys(['social_x__users'], incremental_since()) }}) as users
-          )
+          ))
 {% endmacro %}
 
 {#- every touchpoint stream; also the X mentions of users whose profile changed (handle, name, followers),
@@ -125,21 +125,18 @@
     (enrichment that arrived late, or new normalisation rules; enrichment runs before dbt, not during) -#}
 {% macro int_identifiers_changes() %}
     {%- set extra_sql -%}
-        -- one scan of the touchpoints for both
+        -- each a probe of an index of int_interactions_unioned (with `or`, one statement read every touchpoint)
+        {{ mentions_of_changed_x_users(ref('int_interactions_unioned'), 'other') }}
+        union
         select 'other', interactions.reference_key, interactions.record_id
         from {{ ref('int_interactions_unioned') }} as interactions
-        where (
-            interactions.source_system = 'x'
-            and interactions.x_user_id in (
-                select record_key from ({{ arrived_keys(['social_x__users'], incremental_since()) }}) as users
-            )
-        )
-           or interactions.phone_raw in (
+        where interactions.phone_raw = any(array(
             select raw_phone from {{ ref('stg_enrich__phone_numbers') }}
             where normalized_at > (
+                -- the index int_identifiers_unioned_phone_normalized_at
                 select coalesce(max(phone_normalized_at), '-infinity'::timestamptz) from {{ this }}
             )
-        )
+        ))
     {%- endset -%}
     {#- the identity chain's mail (macros identity_changes): the records rewritten, and the strong identifiers
         they carried before (guarded again, as the identifiers they carry now) -#}
@@ -167,20 +164,24 @@
     {%- set extra_sql -%}
         select 'link', dispositions.disposition_id, dispositions.call_record_id
         from {{ ref('int_dispositions_unioned') }} as dispositions
-        where dispositions.disposition_id in (
+        where dispositions.disposition_id = any(array(
             select {{ two_feed_key('sftp_call_center__dispositions', 'raw_table', 'record_key') }}
             from {{ changes }}
             where raw_table in ('phone_system__dispositions', 'sftp_call_center__dispositions')
-        )
-           or dispositions.case_record_id in (select record_id from {{ changes }})
+        ))
+        union
+        -- probes of the indexes (in one statement with `or`, PostgreSQL read every wrap-up)
+        select 'link', dispositions.disposition_id, dispositions.call_record_id
+        from {{ ref('int_dispositions_unioned') }} as dispositions
+        where dispositions.case_record_id = any(array(select record_id from {{ changes }}))
         union
         select 'link', surveys.response_id, surveys.record_id
         from {{ ref('int_survey_responses_unioned') }} as surveys
-        where surveys.external_reference in (
+        where surveys.external_reference = any(array(
             select interactions.reference_key
             from {{ ref('int_interactions_unioned') }} as interactions
-            where interactions.record_id in (select record_id from {{ changes }})
-        )
+            where interactions.record_id = any(array(select record_id from {{ changes }}))
+        ))
         union
         select 'link', links.linked_record_id, links.record_id
         from {{ this }} as links

@@ -40,7 +40,7 @@ interactions as not materialized (
 
     select * from {{ ref('int_interactions_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
     {% endif %}
 
 ),
@@ -49,8 +49,8 @@ dispositions as not materialized (
 
     select * from {{ ref('int_dispositions_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('call_record_id', 'int_complaint_candidates') }}
-       or {{ in_complaint_scope('case_record_id', 'int_complaint_candidates') }}
+    where {{ probe_complaint_scope('call_record_id', 'int_complaint_candidates') }}
+       or {{ probe_complaint_scope('case_record_id', 'int_complaint_candidates') }}
     {% endif %}
 
 ),
@@ -59,7 +59,7 @@ survey_responses as not materialized (
 
     select * from {{ ref('int_survey_responses_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
     {% endif %}
 
 ),
@@ -87,7 +87,7 @@ customer_ids as not materialized (
 
     select * from {{ ref('int_customer_ids_assigned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
     {% endif %}
 
 ),
@@ -105,7 +105,7 @@ sentiment as not materialized (
 
     select * from {{ ref('stg_enrich__social_sentiment') }}
     {% if incremental %}
-    where {{ in_complaint_scope('record_id', 'int_complaint_candidates') }}
+    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
     {% endif %}
 
 ),
@@ -178,6 +178,21 @@ direct_complaints as (
 
 ),
 
+-- the customer of each call or form complaint (found by record: every record of a customer is not needed)
+direct_complaint_customers as (
+
+    select
+        direct_complaints.complaint_id,
+        direct_complaints.problem_category,
+        direct_complaints.opened_at,
+        customer_ids.customer_id
+
+    from direct_complaints
+    inner join customer_ids
+        on customer_ids.record_id = direct_complaints.complaint_id
+
+),
+
 -- surveys that name no call or form: feedback on the same customer's recent complaint of that category
 feedback_by_customer as (
 
@@ -188,10 +203,8 @@ feedback_by_customer as (
     from survey_responses
     inner join customer_ids as survey_customer
         on survey_customer.record_id = survey_responses.record_id
-    inner join customer_ids as complaint_customer
-        on complaint_customer.customer_id = survey_customer.customer_id
-    inner join direct_complaints
-        on direct_complaints.complaint_id = complaint_customer.record_id
+    inner join direct_complaint_customers as direct_complaints
+        on direct_complaints.customer_id = survey_customer.customer_id
         and direct_complaints.problem_category = coalesce(survey_responses.problem_category, 'other')
         and direct_complaints.opened_at < coalesce(survey_responses.recorded_at, survey_responses.ended_at)
         and direct_complaints.opened_at >= coalesce(survey_responses.recorded_at, survey_responses.ended_at)

@@ -26,7 +26,7 @@ complaints as (
 
     select * from {{ ref('int_complaint_candidates_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    where {{ probe_complaint_scope('complaint_id', this.identifier) }}
     {% endif %}
 
 ),
@@ -35,8 +35,8 @@ dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('call_record_id', this.identifier) }}
-       or {{ in_complaint_scope('case_record_id', this.identifier) }}
+    where {{ probe_complaint_scope('call_record_id', this.identifier) }}
+       or {{ probe_complaint_scope('case_record_id', this.identifier) }}
     {% endif %}
 
 ),
@@ -46,7 +46,7 @@ interactions as (
     select * from {{ ref('int_interactions_unioned') }}
     {% if incremental %}
     -- only the company's replies are read (by the record they answer)
-    where {{ in_complaint_scope('parent_record_id', this.identifier) }}
+    where {{ probe_complaint_scope('parent_record_id', this.identifier) }}
     {% endif %}
 
 ),

@@ -29,7 +29,7 @@ complaints as (
 
     select * from {{ ref('int_complaint_candidates_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    where {{ probe_complaint_scope('complaint_id', this.identifier) }}
     {% endif %}
 
 ),
@@ -38,7 +38,7 @@ events as (
 
     select * from {{ ref('int_complaint_events_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    where {{ probe_complaint_scope('complaint_id', this.identifier) }}
     {% endif %}
 
 ),

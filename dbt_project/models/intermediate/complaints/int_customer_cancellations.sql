@@ -23,7 +23,7 @@ dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('call_record_id', this.identifier) }}
+    where {{ probe_complaint_scope('call_record_id', this.identifier) }}
     {% endif %}
 
 ),
@@ -32,7 +32,7 @@ customer_ids as (
 
     select * from {{ ref('int_customer_ids_assigned') }}
     {% if incremental %}
-    where {{ in_complaint_scope('record_id', this.identifier) }}
+    where {{ probe_complaint_scope('record_id', this.identifier) }}
     {% endif %}
 
 ),

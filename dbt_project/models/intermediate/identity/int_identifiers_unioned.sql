@@ -7,7 +7,12 @@
     indexes=[{'columns': ['record_id']}, {'columns': ['identifier_value']}],
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
         "{{ int_identifiers_changes() }}"],
-    post_hook="analyze {{ this }}"
+    post_hook=[
+        "{{ extracted_at_index() }}",
+        "create index if not exists int_identifiers_unioned_phone_normalized_at on {{ this }} (phone_normalized_at)"
+        " where phone_normalized_at is not null",
+        "analyze {{ this }}"
+    ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Every identifier of every customer record. Strong identifiers (phone in E.164, canonical email,

@@ -5,7 +5,14 @@
     on_schema_change='fail',
     indexes=[{'columns': ['disposition_id']}],
     pre_hook="{{ int_dispositions_changes() }}",
-    post_hook="analyze {{ this }}"
+    post_hook=[
+        "{{ extracted_at_index() }}",
+        "create index if not exists int_dispositions_unioned_call_record_id on {{ this }} (call_record_id)"
+        " where call_record_id is not null",
+        "create index if not exists int_dispositions_unioned_case_record_id on {{ this }} (case_record_id)"
+        " where case_record_id is not null",
+        "analyze {{ this }}"
+    ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Both wrap-up feeds (phone system API and the call center's SFTP CSV) in one shape, with the

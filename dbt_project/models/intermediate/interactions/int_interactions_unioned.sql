@@ -6,8 +6,13 @@
     indexes=[{'columns': ['record_id']}],
     pre_hook="{{ int_interactions_changes() }}",
     post_hook=[
+        "{{ extracted_at_index() }}",
         "create index if not exists int_interactions_unioned_parent_record_id on {{ this }} (parent_record_id)"
         " where parent_record_id is not null",
+        "create index if not exists int_interactions_unioned_x_user_id on {{ this }} (x_user_id)"
+        " where x_user_id is not null",
+        "create index if not exists int_interactions_unioned_phone_raw on {{ this }} (phone_raw)"
+        " where phone_raw is not null",
         "analyze {{ this }}"
     ]
 ) }}
@@ -16,7 +21,9 @@
     where, and which direction. Customer records take part in identity resolution; the company's own
     social replies do not (they point at the record they answer: parent_record_id).
     Incremental (macros/incremental): a run rewrites the records with a raw row since the last run, the X
-    mentions of users whose profile changed, and the social records whose sentiment score changed. #}
+    mentions of users whose profile changed, and the social records whose sentiment score changed. The indexes on
+    x_user_id and phone_raw serve the identity chain's change detection (X users whose profile changed, phone
+    numbers normalised again: macros/incremental/intermediate_changes.sql). #}
 with
 
 twilio_calls as (

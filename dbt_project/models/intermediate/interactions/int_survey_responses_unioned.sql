@@ -4,7 +4,13 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     pre_hook="{{ int_survey_responses_changes() }}",
-    post_hook="analyze {{ this }}"
+    post_hook=[
+        "{{ extracted_at_index() }}",
+        "create index if not exists int_survey_responses_unioned_record_id on {{ this }} (record_id)",
+        "create index if not exists int_survey_responses_unioned_external_reference on {{ this }} (external_reference)"
+        " where external_reference is not null",
+        "analyze {{ this }}"
+    ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Survey responses from the Qualtrics API export and from the vendor's SFTP CSV drops; a response

@@ -23,7 +23,7 @@ lifecycle as (
 
     select * from {{ ref('int_complaints_lifecycle') }}
     {% if incremental %}
-    where {{ in_complaint_scope('complaint_id', this.identifier) }}
+    where {{ probe_complaint_scope('complaint_id', this.identifier) }}
     {% endif %}
 
 ),

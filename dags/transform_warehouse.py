@@ -114,12 +114,15 @@ def transform_warehouse():
         return summary
 
     @task(outlets=[MARTS_ASSET])
-    def publish() -> dict:
+    def publish(**context) -> dict:
         from crm_warehouse.quality.publish import publish as publish_marts
+        from crm_warehouse.quality.scope import full_check_reason
         from crm_warehouse.warehouse import connect
 
+        # the rows changed since the last publish; every row after a --full-refresh or when a full check is asked
+        full = full_check_reason(context["dag_run"].conf) is not None
         with connect() as conn:
-            return publish_marts(conn, build_schema="marts_build", target_schema="marts")
+            return publish_marts(conn, build_schema="marts_build", target_schema="marts", full=full)
 
     @task
     def insight_report() -> dict:

@@ -360,6 +360,58 @@ def test_publish_is_atomic_for_a_concurrent_reader(warehouse, reader):
     assert reader.execute("select count(*) from marts.dim_customers").fetchone()[0] == old["dim_customers"][0]
 
 
+def test_publish_copies_only_what_changed_since_the_last_publish(warehouse, reader):
+    """A mart with a unique key gets the rows the build wrote since the last publish, rows the build deleted are
+    deleted, and what BI reads equals the build; the other marts are copied whole."""
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("create unique index on marts_build.fct_interactions (interaction_id)")
+        first = publish(conn)
+        assert first["methods"]["fct_interactions"] == "swap table"
+        assert conn.execute("select count(*) from pg_indexes where schemaname = 'marts'"
+                            " and tablename = 'fct_interactions' and indexdef like 'CREATE UNIQUE%'").fetchone() == (1,)
+        # a day's build, as dbt writes it: rows rewritten, rows added, rows deleted
+        conn.execute("update marts_build.fct_interactions set duration_seconds = duration_seconds + 1"
+                     " where channel = 'phone' and occurred_date = '2026-09-10'")  # 30 rows
+        conn.execute("insert into marts_build.fct_interactions select interaction_id || '-late', customer_id,"
+                     " source_system, channel, channel_group, direction, stance, interaction_type, occurred_at,"
+                     " occurred_date, duration_seconds, is_complaint from marts_build.fct_interactions"
+                     " where channel = 'web_form' and occurred_date = '2026-09-10'")  # 4 rows
+        conn.execute("delete from marts_build.fct_interactions where channel = 'survey'"
+                     " and occurred_date = '2026-09-01'")  # 6 rows
+        second = publish(conn)
+    assert second["methods"]["fct_interactions"] == "replace changed rows"
+    assert second["changed"] == {"fct_interactions": 34}
+    assert second["tables"]["fct_interactions"] == 400 + 4 - 6
+    assert second["methods"]["fct_complaints"] == "replace rows"  # no unique key: copied whole
+    with psycopg.connect(warehouse) as conn:
+        assert _snapshot(reader) == _snapshot(conn, "marts_build")
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        assert publish(conn)["changed"] == {"fct_interactions": 0}  # nothing changed since
+        # a publish that is rolled back leaves no mark: the next one still copies what it would have
+        conn.execute("update marts_build.fct_interactions set duration_seconds = 0 where interaction_id like '%-late'")
+        with conn.transaction():
+            assert publish(conn)["changed"] == {"fct_interactions": 4}
+            raise psycopg.Rollback()
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        assert publish(conn)["changed"] == {"fct_interactions": 4}
+        # a build transaction still open while a publish runs is copied by the next publish
+        writer = psycopg.connect(warehouse)
+        try:
+            writer.execute("update marts_build.fct_interactions set duration_seconds = 1"
+                           " where interaction_id like 'phone-2026-09-09-%'")  # 30 rows, not committed yet
+            conn.execute("select pg_current_xact_id()")  # a later transaction ends first: the writer is in flight
+            assert publish(conn)["changed"] == {"fct_interactions": 0}
+            writer.commit()
+        finally:
+            writer.close()
+        assert publish(conn)["changed"] == {"fct_interactions": 30}
+        assert _snapshot(conn) == _snapshot(conn, "marts_build")
+        # full=True copies every row (after a --full-refresh, or to repair a published schema edited by hand)
+        conn.execute("delete from marts.fct_interactions where channel = 'phone'")
+        assert publish(conn, full=True)["methods"]["fct_interactions"] == "replace rows"
+        assert _snapshot(conn) == _snapshot(conn, "marts_build")
+
+
 def test_publish_gives_up_cleanly_when_a_swap_cannot_get_its_lock(warehouse, reader):
     with psycopg.connect(warehouse) as conn:
         publish(conn)

@@ -54,6 +54,22 @@
         where customer_id = any(array(select customer_id from int_complaint_candidates_customers))
           and record_id like 'qualtrics:%';
         {{ index_scope('int_complaint_candidates_records', 'record_id') }};
+        {#- the model's inputs, each probed once by its index and analyzed: read in the model's query instead, where
+            a probe would be repeated by every reference to it and estimated at ten rows -#}
+        {%- for name, model, condition in [
+            ('interactions', 'int_interactions_unioned', probe_complaint_scope('record_id', 'int_complaint_candidates')),
+            ('dispositions', 'int_dispositions_unioned',
+                probe_complaint_scope('call_record_id', 'int_complaint_candidates') ~ ' or '
+                ~ probe_complaint_scope('case_record_id', 'int_complaint_candidates')),
+            ('survey_responses', 'int_survey_responses_unioned',
+                probe_complaint_scope('record_id', 'int_complaint_candidates')),
+            ('customer_ids', 'int_customer_ids_assigned', probe_complaint_scope('record_id', 'int_complaint_candidates')),
+            ('sentiment', 'stg_enrich__social_sentiment', probe_complaint_scope('record_id', 'int_complaint_candidates')),
+        ] %}
+        create temporary table int_complaint_candidates_{{ name }} on commit drop as
+        select * from {{ ref(model) }} where {{ condition }};
+        analyze int_complaint_candidates_{{ name }};
+        {%- endfor %}
         {{ send_identity_changes(readers,
             'select record_id, null::text, null::text from int_complaint_candidates_records'
             ~ " union all select null, 'customer_id', customer_id from int_complaint_candidates_customers") }};
@@ -83,7 +99,9 @@
 {%- endmacro %}
 
 {#- the same condition as a probe of `column`'s index (the models' reads of their inputs): a semi-join on the scope
-    reads the whole input when the planner expects the scope to be a large share of it, which it is not -#}
+    reads the whole input when the planner expects the scope to be a large share of it, which it is not. The
+    planner expects ten rows of such a probe, so the models turn nested loops off: it joined two probed inputs
+    by comparing every row of one with every row of the other (minutes on a day of a million interactions) -#}
 {% macro probe_complaint_scope(column, scope) -%}
     {{ column }} = any(array(select record_id from {{ scope }}_records))
 {%- endmacro %}

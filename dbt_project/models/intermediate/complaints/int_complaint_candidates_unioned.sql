@@ -18,13 +18,15 @@
       case system says it is a complaint even when the text did not read as one.
     detected_at is when the evidence reached the warehouse.
     Incremental by customer: a run recomputes the complaints of the customers its changes reach, from the records
-    reached and those customers' complaints and surveys (macros/incremental/complaint_changes.sql). -#}
+    reached and those customers' complaints and surveys (macros/incremental/complaint_changes.sql); its pre-hook
+    keeps their rows of each input in a temporary table (int_complaint_candidates_<input>). -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local jit = off",
+        pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
+            "set local jit = off",
             "{{ int_complaint_candidates_changes() }}"],
         post_hook=[
             "create index if not exists int_complaint_candidates_unioned_complaint_id on {{ this }} (complaint_id)",
@@ -38,28 +40,30 @@ with
 
 interactions as not materialized (
 
-    select * from {{ ref('int_interactions_unioned') }}
     {% if incremental %}
-    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
+    select * from int_complaint_candidates_interactions
+    {% else %}
+    select * from {{ ref('int_interactions_unioned') }}
     {% endif %}
 
 ),
 
 dispositions as not materialized (
 
-    select * from {{ ref('int_dispositions_unioned') }}
     {% if incremental %}
-    where {{ probe_complaint_scope('call_record_id', 'int_complaint_candidates') }}
-       or {{ probe_complaint_scope('case_record_id', 'int_complaint_candidates') }}
+    select * from int_complaint_candidates_dispositions
+    {% else %}
+    select * from {{ ref('int_dispositions_unioned') }}
     {% endif %}
 
 ),
 
 survey_responses as not materialized (
 
-    select * from {{ ref('int_survey_responses_unioned') }}
     {% if incremental %}
-    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
+    select * from int_complaint_candidates_survey_responses
+    {% else %}
+    select * from {{ ref('int_survey_responses_unioned') }}
     {% endif %}
 
 ),
@@ -85,9 +89,10 @@ web_forms as (
 
 customer_ids as not materialized (
 
-    select * from {{ ref('int_customer_ids_assigned') }}
     {% if incremental %}
-    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
+    select * from int_complaint_candidates_customer_ids
+    {% else %}
+    select * from {{ ref('int_customer_ids_assigned') }}
     {% endif %}
 
 ),
@@ -103,9 +108,10 @@ case_records as (
 
 sentiment as not materialized (
 
-    select * from {{ ref('stg_enrich__social_sentiment') }}
     {% if incremental %}
-    where {{ probe_complaint_scope('record_id', 'int_complaint_candidates') }}
+    select * from int_complaint_candidates_sentiment
+    {% else %}
+    select * from {{ ref('stg_enrich__social_sentiment') }}
     {% endif %}
 
 ),

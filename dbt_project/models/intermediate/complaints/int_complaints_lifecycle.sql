@@ -14,7 +14,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+        pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
             "{{ complaint_chain_changes('complaint_id', 'customer_id') }}"],
         post_hook=[
             "create index if not exists int_complaints_lifecycle_complaint_id on {{ this }} (complaint_id)",

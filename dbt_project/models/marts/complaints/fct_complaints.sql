@@ -7,7 +7,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id']}],
-        pre_hook=["set local work_mem = '256MB'", "set local jit = off",
+        pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
             "{{ complaint_chain_changes('complaint_id', 'customer_id') }}"],
         post_hook=[
             "create unique index if not exists fct_complaints_complaint_id on {{ this }} (complaint_id)",

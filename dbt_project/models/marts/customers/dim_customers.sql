@@ -6,7 +6,9 @@
         indexes=[{'columns': ['customer_id']}],
         pre_hook=["set local work_mem = '256MB'", "set local enable_nestloop = off", "set local jit = off",
             "{{ dim_customers_changes() }}"],
-        post_hook=["{{ dim_customers_written() }}", "analyze {{ this }}"]
+        post_hook=["{{ dim_customers_written() }}",
+            "create unique index if not exists dim_customers_customer_id_key on {{ this }} (customer_id)",
+            "analyze {{ this }}"]
     )
 }}
 {%- set incremental = identity_incremental() %}

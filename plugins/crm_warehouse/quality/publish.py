@@ -135,6 +135,7 @@ def _replace_changed_rows(conn: psycopg.Connection, source: sql.Identifier, targ
     conn.execute("drop table if exists pg_temp.publish_changed")
     conn.execute(sql.SQL("create temporary table publish_changed on commit drop as select {} from {} where {}")
                  .format(col_list, source, since.predicate()))
+    conn.execute("analyze publish_changed")  # else the delete below plans for a guessed size, not the day's rows
     same_key = sql.SQL(" and ").join(
         sql.SQL("published.{} = changed.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in key)
     conn.execute(sql.SQL("delete from {} as published using publish_changed as changed where {}")

@@ -56,15 +56,15 @@
         {{ index_scope('int_complaint_candidates_records', 'record_id') }};
         {#- the model's inputs, each probed once by its index and analyzed: read in the model's query instead, where
             a probe would be repeated by every reference to it and estimated at ten rows -#}
+        {%- set by_record = probe_complaint_scope('record_id', 'int_complaint_candidates') %}
         {%- for name, model, condition in [
-            ('interactions', 'int_interactions_unioned', probe_complaint_scope('record_id', 'int_complaint_candidates')),
+            ('interactions', 'int_interactions_unioned', by_record),
             ('dispositions', 'int_dispositions_unioned',
                 probe_complaint_scope('call_record_id', 'int_complaint_candidates') ~ ' or '
                 ~ probe_complaint_scope('case_record_id', 'int_complaint_candidates')),
-            ('survey_responses', 'int_survey_responses_unioned',
-                probe_complaint_scope('record_id', 'int_complaint_candidates')),
-            ('customer_ids', 'int_customer_ids_assigned', probe_complaint_scope('record_id', 'int_complaint_candidates')),
-            ('sentiment', 'stg_enrich__social_sentiment', probe_complaint_scope('record_id', 'int_complaint_candidates')),
+            ('survey_responses', 'int_survey_responses_unioned', by_record),
+            ('customer_ids', 'int_customer_ids_assigned', by_record),
+            ('sentiment', 'stg_enrich__social_sentiment', by_record),
         ] %}
         create temporary table int_complaint_candidates_{{ name }} on commit drop as
         select * from {{ ref(model) }} where {{ condition }};

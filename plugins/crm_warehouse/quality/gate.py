@@ -25,7 +25,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from crm_warehouse.quality.scope import XID_WRAP, GateScope, decide_scope, record_gate_run
+from crm_warehouse.quality.scope import (
+    GateScope,
+    decide_scope,
+    ensure_quality_tables,
+    record_gate_run,
+    written_since,
+)
 from crm_warehouse.quality.suites import (
     CheckSpec,
     SuiteFileError,
@@ -367,10 +373,7 @@ def _gx_expectations(spec: SuiteSpec, *, build_schema: str, run_end: datetime, t
 
 
 def ensure_results_table(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("create schema if not exists quality")
-        conn.execute(RESULTS_DDL)
-        conn.execute(RESULTS_SCOPE_DDL)
+    ensure_quality_tables(conn, RESULTS_DDL, RESULTS_SCOPE_DDL)
 
 
 def store_results(conn: psycopg.Connection, result: GateResult) -> None:
@@ -399,8 +402,7 @@ def _changed_filter(spec: SuiteSpec, scope: GateScope) -> sql.Composable:
         # the range lets PostgreSQL use the raw tables' BRIN index on batch_id
         return sql.SQL("batch_id between {} and {} and batch_id = any({}::bigint[])").format(
             sql.Literal(min(scope.batches)), sql.Literal(max(scope.batches)), sql.Literal(list(scope.batches)))
-    return sql.SQL("((xmin::text::bigint - {} + 4294967296) % 4294967296) < {}").format(
-        sql.Literal(int(scope.xid_since) % XID_WRAP), sql.Literal(int(scope.xid_span)))
+    return sql.SQL(written_since(scope.xid_since, scope.xid_span))
 
 
 def _changed_relations(conn: psycopg.Connection, suites: list[SuiteSpec], build_schema: str,

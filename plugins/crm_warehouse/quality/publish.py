@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from crm_warehouse.quality.gate import SCRATCH_SUFFIXES, GateResult, QualityGateFailed, run_gate
-from crm_warehouse.quality.scope import XID_HORIZON_LIMIT, XID_WRAP, _xid_horizon
+from crm_warehouse.quality.scope import XID_HORIZON_LIMIT, ensure_quality_tables, written_since, xid_horizon
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ class _Since:
     span: int  # transactions from it to this publish's next one
 
     def predicate(self) -> sql.Composable:
-        return sql.SQL("((xmin::text::bigint - {} + {}) % {}) < {}").format(
-            sql.Literal(self.start % XID_WRAP), sql.Literal(XID_WRAP), sql.Literal(XID_WRAP), sql.Literal(self.span))
+        return sql.SQL(written_since(self.start, self.span))
 
 
 def _relations(conn: psycopg.Connection, schema: str) -> list[tuple[str, str]]:
@@ -132,7 +131,6 @@ def _replace_changed_rows(conn: psycopg.Connection, source: sql.Identifier, targ
                           col_list: sql.Composable, key: list[str], since: _Since) -> tuple[int, int]:
     """Copy the build rows written since the last publish over the published rows of the same keys, then delete
     the published rows whose key is gone from the build. Returns (rows in the table, rows copied)."""
-    conn.execute("drop table if exists pg_temp.publish_changed")
     conn.execute(sql.SQL("create temporary table publish_changed on commit drop as select {} from {} where {}")
                  .format(col_list, source, since.predicate()))
     conn.execute("analyze publish_changed")  # else the delete below plans for a guessed size, not the day's rows
@@ -151,7 +149,7 @@ def _replace_changed_rows(conn: psycopg.Connection, source: sql.Identifier, targ
             sql.SQL("built.{} = published.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in key)
         conn.execute(sql.SQL("delete from {} as published where not exists (select from {} as built where {})")
                      .format(target, source, in_build))
-    conn.execute("drop table publish_changed")
+    conn.execute("drop table publish_changed")  # the next mart of this transaction makes its own
     return built, changed
 
 
@@ -175,7 +173,8 @@ def publish(
     hand).
 
     Call it only after the gate passed (`audit_and_publish` does both). Returns a small JSON-able
-    summary: `{"target_schema", "tables": {name: rows}, "methods": {name: method}, "seconds"}`.
+    summary: `{"target_schema", "tables": {name: rows}, "methods": {name: method}, "changed": {name: rows
+    copied} (the marts published by their changed rows), "seconds"}`.
     """
     if build_schema == target_schema:
         raise PublishError(f"build schema and target schema are both {build_schema!r}; they must differ")
@@ -207,16 +206,14 @@ def publish(
 def _publish(conn: psycopg.Connection, build_schema: str, target_schema: str, reader_role: str,
              lock_timeout: str, full: bool) -> list[PublishedTable]:
     published: list[PublishedTable] = []
-    with conn.transaction():
-        conn.execute("create schema if not exists quality")
-        conn.execute(PUBLISHES_DDL)
+    ensure_quality_tables(conn, PUBLISHES_DDL)
     with conn.transaction():
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(lock_timeout)))
         # one publisher at a time (two runs finishing together would otherwise interleave)
         conn.execute("select pg_advisory_xact_lock(hashtext('crm_warehouse.quality.publish'))")
         # before any row is read: a build row written by a transaction not ended now is copied next time
         next_xid = conn.execute("select pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()[0]
-        horizon = _xid_horizon(conn, next_xid)
+        horizon = xid_horizon(conn, next_xid)
         since = None if full else _since_last_publish(conn, build_schema, target_schema, next_xid)
         relations = _relations(conn, build_schema)
         if not relations:
@@ -226,13 +223,13 @@ def _publish(conn: psycopg.Connection, build_schema: str, target_schema: str, re
             )
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(target_schema)))
         existing = dict(_relations(conn, target_schema))
-        for name, _kind in relations:
+        for name, kind in relations:
             source = sql.Identifier(build_schema, name)
             target = sql.Identifier(target_schema, name)
             build_cols = _columns(conn, build_schema, name)
             col_list = sql.SQL(", ").join(sql.Identifier(c) for c, _ in build_cols)
             same_shape = existing.get(name) in ("r", "p") and _columns(conn, target_schema, name) == build_cols
-            key = _unique_key(conn, build_schema, name) if _kind in ("r", "p") else None
+            key = _unique_key(conn, build_schema, name) if kind in ("r", "p") else None
             if same_shape and key and since is not None:
                 _ensure_key_index(conn, target_schema, name, key)
                 rows, changed = _replace_changed_rows(conn, source, target, col_list, key, since)

@@ -92,8 +92,14 @@ class GateScope:
         passed gate began (`true` in a full check). Exact while xid_span < 2^31."""
         if self.full:
             return "true"
-        start = int(self.xid_since) % XID_WRAP
-        return f"((xmin::text::bigint - {start} + {XID_WRAP}) % {XID_WRAP}) < {int(self.xid_span)}"
+        return written_since(self.xid_since, self.xid_span)
+
+
+def written_since(start: int, span: int) -> str:
+    """SQL: a row's xmin is one of the `span` transactions from the 64-bit id `start` on, i.e. the row was written
+    by a transaction that had not ended at `start` (32-bit xmin compared modulo 2^32: exact while span < 2^31).
+    Integers only, no braces: the gate's GX queries and psycopg's sql.SQL take it as it is."""
+    return f"((xmin::text::bigint - {int(start) % XID_WRAP} + {XID_WRAP}) % {XID_WRAP}) < {int(span)}"
 
 
 def full_check_reason(conf: dict | None) -> str | None:
@@ -106,13 +112,19 @@ def full_check_reason(conf: dict | None) -> str | None:
     return None
 
 
-def ensure_gate_runs(conn: psycopg.Connection) -> None:
+def ensure_quality_tables(conn: psycopg.Connection, *ddl: str) -> None:
+    """Schema `quality` and the tables of `ddl` (`create table if not exists` statements), in one transaction."""
     with conn.transaction():
         conn.execute("create schema if not exists quality")
-        conn.execute(GATE_RUNS_DDL)
+        for statement in ddl:
+            conn.execute(statement)
 
 
-def _xid_horizon(conn: psycopg.Connection, next_xid: int) -> int:
+def ensure_gate_runs(conn: psycopg.Connection) -> None:
+    ensure_quality_tables(conn, GATE_RUNS_DDL)
+
+
+def xid_horizon(conn: psycopg.Connection, next_xid: int) -> int:
     """The oldest transaction of this database still running (it may write rows that commit later), else the
     next transaction id, as a 64-bit id. Not the snapshot's xmin: that is cluster-wide, and a long transaction
     in another database would hold it back for hours (every row since would count as changed)."""
@@ -146,7 +158,7 @@ def decide_scope(conn: psycopg.Connection, *, full_check: bool = False, full_rea
     with conn.transaction():
         started_at, xmax = conn.execute(
             "select clock_timestamp(), pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()
-        horizon = _xid_horizon(conn, xmax)
+        horizon = xid_horizon(conn, xmax)
         position, gaps = _ledger_position(conn)
         own = {"started_at": started_at, "ledger_position": position, "ledger_gaps": gaps, "xid_horizon": horizon}
         if full_check:

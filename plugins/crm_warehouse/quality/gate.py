@@ -402,7 +402,7 @@ def _changed_filter(spec: SuiteSpec, scope: GateScope) -> sql.Composable:
         # the range lets PostgreSQL use the raw tables' BRIN index on batch_id
         return sql.SQL("batch_id between {} and {} and batch_id = any({}::bigint[])").format(
             sql.Literal(min(scope.batches)), sql.Literal(max(scope.batches)), sql.Literal(list(scope.batches)))
-    return sql.SQL(written_since(scope.xid_since, scope.xid_span))
+    return written_since(scope.xid_since, scope.xid_span)
 
 
 def _changed_relations(conn: psycopg.Connection, suites: list[SuiteSpec], build_schema: str,

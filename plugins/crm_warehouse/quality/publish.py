@@ -72,7 +72,7 @@ class _Since:
     span: int  # transactions from it to this publish's next one
 
     def predicate(self) -> sql.Composable:
-        return sql.SQL(written_since(self.start, self.span))
+        return written_since(self.start, self.span)
 
 
 def _relations(conn: psycopg.Connection, schema: str) -> list[tuple[str, str]]:

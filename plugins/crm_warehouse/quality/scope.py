@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 # Ledger ids below the position the gate could not see (a load in progress commits later): kept this far back
 GAP_WINDOW = 10_000
@@ -92,14 +93,15 @@ class GateScope:
         passed gate began (`true` in a full check). Exact while xid_span < 2^31."""
         if self.full:
             return "true"
-        return written_since(self.xid_since, self.xid_span)
+        return written_since(self.xid_since, self.xid_span).as_string(None)
 
 
-def written_since(start: int, span: int) -> str:
+def written_since(start: int, span: int) -> sql.Composed:
     """SQL: a row's xmin is one of the `span` transactions from the 64-bit id `start` on, i.e. the row was written
     by a transaction that had not ended at `start` (32-bit xmin compared modulo 2^32: exact while span < 2^31).
-    Integers only, no braces: the gate's GX queries and psycopg's sql.SQL take it as it is."""
-    return f"((xmin::text::bigint - {int(start) % XID_WRAP} + {XID_WRAP}) % {XID_WRAP}) < {int(span)}"
+    Its text has no braces, so the gate's GX queries can take it too."""
+    return sql.SQL("((xmin::text::bigint - {} + {}) % {}) < {}").format(
+        sql.Literal(int(start) % XID_WRAP), sql.Literal(XID_WRAP), sql.Literal(XID_WRAP), sql.Literal(int(span)))
 
 
 def full_check_reason(conf: dict | None) -> str | None:

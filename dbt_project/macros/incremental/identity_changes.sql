@@ -12,11 +12,14 @@
       sender                     reader                      what
       int_identifiers_unioned    int_identifiers_guarded     the records rewritten, and the strong
                                                              identifiers they carried before
-                                 int_identity_edges_built    the records rewritten (self edges)
+                                 int_identity_edges_built    the records rewritten (self edges), each strong
+                                                             identifier a record took (a new point of its
+                                                             star) and each it dropped (star drawn again)
       int_record_links_unioned   int_identifiers_guarded     the links' owners rewritten and the records
                                                              they linked to before
                                  int_identity_edges_built    the links' owners rewritten
-      int_identifiers_guarded    int_identity_edges_built    the identifiers judged again
+      int_identifiers_guarded    int_identity_edges_built    the identifiers judged again whose cut or
+                                                             anchor changed (star drawn again)
       int_identity_edges_built   int_records_clustered       both ends of every edge written, and (marked
                                                              'split') of every edge deleted that nothing
                                                              replaces
@@ -126,27 +129,64 @@ $crm_identity_changes$;
         select identifier_type, identifier_value from {{ ref('int_identifiers_unioned') }}
         where is_strong and record_id = any(array(select record_id from int_identifiers_guarded_records));
         analyze int_identifiers_guarded_changed;
-        {{ send_identity_changes(['int_identity_edges_built'],
-            'select null::text, identifier_type, identifier_value from int_identifiers_guarded_changed') }};
-        delete from {{ this }}
-        where identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
-          and (identifier_type, identifier_value) in (
-              select identifier_type, identifier_value from int_identifiers_guarded_changed
-          )
+        -- the judgements replaced, compared with the new ones by the post-hook
+        create temporary table int_identifiers_guarded_before on commit drop as
+        with removed as (
+            delete from {{ this }}
+            where identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
+              and (identifier_type, identifier_value) in (
+                  select identifier_type, identifier_value from int_identifiers_guarded_changed
+              )
+            returning identifier_type, identifier_value, is_cut
+        )
+        select * from removed
     {%- else %}
-        {{ send_identity_everything(['int_identity_edges_built']) }}
+        {{ send_identity_everything(['int_identity_edges_built']) }};
+        -- nothing for the post-hook to compare
+        create temporary table int_identifiers_guarded_changed (identifier_type text, identifier_value text)
+            on commit drop;
+        create temporary table int_identifiers_guarded_before (
+            identifier_type text, identifier_value text, is_cut boolean
+        ) on commit drop
         {%- if is_incremental() %};
         delete from {{ this }}
         {%- endif %}
     {%- endif %}
 {% endmacro %}
 
+{#- the post-hook of int_identifiers_guarded: int_identity_edges_built is told the identifiers judged again that
+    are cut now and were not, or the reverse, or are new or gone (their stars are drawn again). Every other change
+    of a star comes from the records that took or dropped the identifier, which int_identifiers_unioned tells
+    int_identity_edges_built itself (macro int_identifiers_unioned_written), a new anchor included: the anchor
+    dropped it (the star is drawn again), or a smaller record took it (int_identity_edges_built draws the star
+    again when a record that took an identifier is not after its anchor). -#}
+{% macro int_identifiers_guarded_written() %}
+    insert into intermediate.identity_changes (reader, identifier_type, identifier_value)
+    with
+    after as (
+        select identifier_type, identifier_value, is_cut from {{ this }}
+        where identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
+          and (identifier_type, identifier_value) in (
+              select identifier_type, identifier_value from int_identifiers_guarded_changed
+          )
+    ),
+    changed as (
+        -- set operations compare nulls as equal
+        (select * from int_identifiers_guarded_before except select * from after)
+        union
+        (select * from after except select * from int_identifiers_guarded_before)
+    )
+    select distinct 'int_identity_edges_built', identifier_type, identifier_value from changed
+{% endmacro %}
+
 {#- The pre-hook of int_identity_edges_built. The edges of the scope, as they are now
-    (int_identity_edges_built_now): the stars of the identifiers judged again (an identifier's star, or none
-    when it is cut) and the links and self edge of the records sent (int_identity_edges_built_identifiers and
-    _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
+    (int_identity_edges_built_now): the stars drawn again (an identifier's star, or none when it is cut: those
+    whose cut or anchor changed, or that a record dropped) and the links and self edge of the records sent
+    (int_identity_edges_built_identifiers and _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
     are deleted, the new ones (int_identity_edges_built_added) are what the model appends, and the unchanged
-    ones stay as they are. int_records_clustered is told the ends of the new edges (they may join clusters)
+    ones stay as they are. A star that did not change as a whole only gains points: a record that took the
+    identifier adds one edge to the anchor, read from int_identifiers_guarded (the star's records are not
+    read). int_records_clustered is told the ends of the new edges (they may join clusters)
     and, marked 'split', the ends of the edges gone that nothing replaces: an identifier edge whose two ends
     are both still on the identifier's star is replaced (a new anchor re-draws the star), any other edge gone
     (an identifier a record no longer carries or that is cut now, a link gone, a record gone) may split a
@@ -171,10 +211,32 @@ $crm_identity_changes$;
     {%- if incremental %}
         create temporary table int_identity_edges_built_records on commit drop as
         select distinct record_id from int_identity_edges_built_mail
-        where record_id is not null;
+        where record_id is not null and identifier_type is null;
+        -- the new points of stars (a record took an identifier), with the identifier's judgement now
+        create temporary table int_identity_edges_built_points on commit drop as
+        select record_id, identifier_type, identifier_value from int_identity_edges_built_mail
+        where record_id is not null and identifier_type is not null;
+        analyze int_identity_edges_built_points;
+        create temporary table int_identity_edges_built_pointed on commit drop as
+        select points.record_id, points.identifier_type, points.identifier_value, guarded.is_cut,
+            guarded.anchor_record_id
+        from int_identity_edges_built_points as points
+        left join (
+            select identifier_type, identifier_value, is_cut, anchor_record_id
+            from {{ ref('int_identifiers_guarded') }}
+            where identifier_value = any(array(select identifier_value from int_identity_edges_built_points))
+        ) as guarded
+            on guarded.identifier_type = points.identifier_type
+            and guarded.identifier_value = points.identifier_value;
+        -- the stars drawn again: those int_identifiers_guarded (a cut, an anchor changed) or int_identifiers_unioned
+        -- (a record dropped the identifier) sent, and those of the points the judgements do not explain (an
+        -- identifier not judged since the record took it, a record not after the anchor)
         create temporary table int_identity_edges_built_identifiers on commit drop as
-        select distinct identifier_type, identifier_value from int_identity_edges_built_mail
-        where identifier_type is not null;
+        select identifier_type, identifier_value from int_identity_edges_built_mail
+        where record_id is null and identifier_type is not null
+        union
+        select identifier_type, identifier_value from int_identity_edges_built_pointed
+        where anchor_record_id is null or record_id collate "C" <= anchor_record_id;
         analyze int_identity_edges_built_records;
         analyze int_identity_edges_built_identifiers;
         create temporary table int_identity_edges_built_now on commit drop as
@@ -197,6 +259,22 @@ $crm_identity_changes$;
         except
         select * from int_identity_edges_built_now;
         analyze int_identity_edges_built_removed;
+        -- every other point joins its star as one edge to the anchor (unless the star is cut, or the edge is
+        -- there already: a mail sent twice)
+        insert into int_identity_edges_built_added
+        select pointed.record_id, pointed.anchor_record_id, 'identifier', pointed.identifier_type,
+            pointed.identifier_value
+        from int_identity_edges_built_pointed as pointed
+        where not pointed.is_cut
+          and pointed.record_id collate "C" > pointed.anchor_record_id
+          and (pointed.identifier_type, pointed.identifier_value) not in (
+              select identifier_type, identifier_value from int_identity_edges_built_identifiers
+          )
+        except
+        select edges.node_a, edges.node_b, edges.edge_type, edges.edge_detail, edges.identifier_value
+        from {{ this }} as edges
+        where edges.node_a = any(array(select record_id from int_identity_edges_built_points))
+          and edges.edge_type = 'identifier';
         delete from {{ this }} as edges
         where {{ int_identity_edges_built_stars('edges') }}
           and (edges.node_a, edges.node_b, edges.edge_detail, edges.identifier_value) in (

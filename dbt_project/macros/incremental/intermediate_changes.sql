@@ -139,19 +139,55 @@
         ))
     {%- endset -%}
     {#- the identity chain's mail (macros identity_changes): the records rewritten, and the strong identifiers
-        they carried before (guarded again, as the identifiers they carry now) -#}
+        they carried before (guarded again, as the identifiers they carry now; compared with those by the
+        post-hook, int_identifiers_unioned_written) -#}
     {%- set before_delete -%}
         {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers'],
             'select record_id, null::text, null::text from int_identifiers_changed') }};
+        create temporary table int_identifiers_unioned_before on commit drop as
+        select record_id, identifier_type, identifier_value from {{ this }}
+        where is_strong and record_id = any(array(select record_id from int_identifiers_changed));
         {{ send_identity_changes(['int_identifiers_guarded'],
-            'select null::text, identifier_type, identifier_value from ' ~ this
-            ~ ' where is_strong and record_id in (select record_id from int_identifiers_changed)') }}
+            'select null::text, identifier_type, identifier_value from int_identifiers_unioned_before') }}
+    {%- endset -%}
+    {%- set on_full_build -%}
+        {{ send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers']) }};
+        -- nothing for the post-hook to compare
+        create temporary table int_identifiers_changed (record_id text) on commit drop;
+        create temporary table int_identifiers_unioned_before (
+            record_id text, identifier_type text, identifier_value text
+        ) on commit drop
     {%- endset -%}
     {{ incremental_changes(
         'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
-        before_delete,
-        send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers'])
+        before_delete, on_full_build
     ) }}
+{% endmacro %}
+
+{#- the post-hook of int_identifiers_unioned: int_identity_edges_built is told, of the records rewritten, each
+    strong identifier a record carries now and did not before (record_id, identifier_type, identifier_value: a new
+    point of the identifier's star, when the star did not change as a whole), and each one a record no longer
+    carries (null, identifier_type, identifier_value: its star is drawn again) -#}
+{% macro int_identifiers_unioned_written() %}
+    insert into intermediate.identity_changes (reader, record_id, identifier_type, identifier_value)
+    with
+    after as (
+        select record_id, identifier_type, identifier_value from {{ this }}
+        where is_strong and record_id = any(array(select record_id from int_identifiers_changed))
+    ),
+    added as (
+        select * from after
+        except
+        select * from int_identifiers_unioned_before
+    ),
+    dropped as (
+        select * from int_identifiers_unioned_before
+        except
+        select * from after
+    )
+    select 'int_identity_edges_built', record_id, identifier_type, identifier_value from added
+    union
+    select 'int_identity_edges_built', null, identifier_type, identifier_value from dropped
 {% endmacro %}
 
 {#- the links' owners (record_id: the call of a case link, the survey of a survey link) to rewrite: the records

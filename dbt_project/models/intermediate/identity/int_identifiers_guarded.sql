@@ -6,7 +6,7 @@
     indexes=[{'columns': ['identifier_value']}],
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_nestloop = off",
         "set local jit = off", "{{ int_identifiers_guarded_changes() }}"],
-    post_hook="analyze {{ this }}"
+    post_hook=["analyze {{ this }}", "{{ int_identifiers_guarded_written() }}"]
 ) }}
 {%- set incremental = identity_incremental() %}
 {#- The guard against merging strangers. An identifier shared by people who disagree is cut, not used
@@ -26,9 +26,12 @@
     keeps the smallest and largest contact of each kind, and only the identifiers where those differ are
     counted exactly (count(distinct) sorts). Plans are kept to hash joins (the CTEs have no statistics, and
     sorting text in the database's collation is slow).
+    anchor_record_id is the identifier's smallest record (in collation "C"): the anchor of its star in
+    int_identity_edges_built.
     Incremental (macros/incremental/identity_changes.sql): a run judges again only the identifiers whose
     records or reached records changed: the identifiers the records rewritten carry now or carried before,
-    and those carried by records linked to a record rewritten (macro int_identifiers_guarded_changes). -#}
+    and those carried by records linked to a record rewritten (macro int_identifiers_guarded_changes). It
+    tells int_identity_edges_built the identifiers whose cut or anchor changed (their stars are drawn again). -#}
 with
 
 identifiers as not materialized (
@@ -114,6 +117,7 @@ reached_profiles as materialized (
         reached.identifier_type,
         reached.identifier_value,
         reached.is_own,
+        case when reached.is_own then reached.reached_record_id end as own_record_id,
         record_profiles.name_key,
         case when reached.identifier_type <> 'email' then record_profiles.email end as email,
         case when reached.identifier_type <> 'phone' then record_profiles.phone end as phone,
@@ -131,6 +135,7 @@ summarised as (
         identifier_type,
         identifier_value,
         count(*) filter (where is_own) as records_count,
+        min(own_record_id collate "C") as anchor_record_id,
         min(name_key collate "C") as min_name_key,
         max(name_key collate "C") as max_name_key,
         min(email collate "C") as min_email,
@@ -245,6 +250,7 @@ counted as (
         summarised.identifier_type,
         summarised.identifier_value,
         summarised.records_count,
+        summarised.anchor_record_id,
         -- people by name: name keys that no other key of the identifier contains
         coalesce(
             cardinality(disagreeing_profiled.name_keys) - coalesce(contained_counted.contained_names_count, 0),
@@ -296,7 +302,8 @@ final as (
         customer_refs_count,
         contacts_count,
         cut_reason is not null as is_cut,
-        cut_reason
+        cut_reason,
+        anchor_record_id
 
     from judged
 

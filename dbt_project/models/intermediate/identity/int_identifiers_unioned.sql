@@ -11,7 +11,8 @@
         "{{ extracted_at_index() }}",
         "create index if not exists int_identifiers_unioned_phone_normalized_at on {{ this }} (phone_normalized_at)"
         " where phone_normalized_at is not null",
-        "analyze {{ this }}"
+        "analyze {{ this }}",
+        "{{ int_identifiers_unioned_written() }}"
     ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}

@@ -10,16 +10,16 @@
     sent to it since it last ran.
 
       sender                     reader                      what
-      int_identifiers_unioned    int_identifiers_guarded     the records rewritten, and the strong
-                                                             identifiers they carried before
+      int_identifiers_unioned    int_identifiers_guarded     the records that dropped an identifier or
+                                                             name and the strong identifiers they carried
+                                                             before; each identifier or name a record took
                                  int_identity_edges_built    the records rewritten (self edges), each strong
                                                              identifier a record took (a new point of its
                                                              star) and each it dropped (star drawn again)
-      int_record_links_unioned   int_identifiers_guarded     the links' owners rewritten and the records
-                                                             they linked to before
+      int_record_links_unioned   int_identifiers_guarded     both ends of each link gone; each new link
                                  int_identity_edges_built    the links' owners rewritten
-      int_identifiers_guarded    int_identity_edges_built    the identifiers judged again whose cut or
-                                                             anchor changed (star drawn again)
+      int_identifiers_guarded    int_identity_edges_built    the identifiers judged again whose cut
+                                                             changed, new or gone (star drawn again)
       int_identity_edges_built   int_records_clustered       both ends of every edge written, and (marked
                                                              'split') of every edge deleted that nothing
                                                              replaces
@@ -107,35 +107,188 @@ $crm_identity_changes$;
     sender was built in full it deletes every row (the model recomputes everything); on a full build it only
     tells its readers so. -#}
 
-{#- the identifiers to judge again (int_identifiers_guarded_changed): those the records sent carry now, or
-    carried before (sent too), and those carried by a record linked to a record sent (it reaches that record:
-    its profile, or the links, changed) -#}
+{#- The pre-hook of int_identifiers_guarded. Its mail (from int_identifiers_unioned and int_record_links_unioned):
+      (record_id, null, null)           a record that dropped something: an identifier or a name, a reading of its
+                                        phone that is exact now or no longer, a link (either end)
+      (null, type, value)               a strong identifier such a record carried before
+      (record_id, type, value)          a record took an identifier (strong, or a name) it did not carry
+      (record_id, 'link', linked id)    a new link
+    What a record that dropped something reached may have lost a value: the identifiers those records carry now or
+    carried before, and those carried by the records linked to them, are judged again from their records
+    (int_identifiers_guarded_changed, read by the model). Every other identifier the mail reaches only gained: a
+    new record of its own (the record and its neighbours are reached), a new link of one of its records (the other
+    end is reached), or a reached record took a name, email, phone or customer_ref. What it gained
+    (int_identifiers_guarded_gained: identifier, reached record, whether the identifier is the record's own) is
+    profiled and merged into the values the table keeps (int_identifiers_guarded_merged, read by the model): the
+    day's records and their neighbours are read, not every record of the identifier. Both are deleted from the
+    table (their judgements before are kept for the post-hook, int_identifiers_guarded_before). -#}
 {% macro int_identifiers_guarded_changes() %}
+    {{ identity_mail_lock() }};
     {{ receive_identity_changes('int_identifiers_guarded_mail') }};
     {%- if identity_incremental() %}
+        create temporary table int_identifiers_guarded_dropping on commit drop as
+        select distinct record_id from int_identifiers_guarded_mail
+        where record_id is not null and identifier_type is null;
         create temporary table int_identifiers_guarded_records on commit drop as
-        select record_id from int_identifiers_guarded_mail
-        where record_id is not null
+        select record_id from int_identifiers_guarded_dropping
         union
         select linked_record_id from {{ ref('int_record_links_unioned') }}
-        where record_id = any(array(select record_id from int_identifiers_guarded_mail))
+        where record_id = any(array(select record_id from int_identifiers_guarded_dropping))
         union
         select record_id from {{ ref('int_record_links_unioned') }}
-        where linked_record_id = any(array(select record_id from int_identifiers_guarded_mail));
+        where linked_record_id = any(array(select record_id from int_identifiers_guarded_dropping));
         create temporary table int_identifiers_guarded_changed on commit drop as
         select identifier_type, identifier_value from int_identifiers_guarded_mail
-        where identifier_type is not null
+        where record_id is null and identifier_type is not null
         union
         select identifier_type, identifier_value from {{ ref('int_identifiers_unioned') }}
         where is_strong and record_id = any(array(select record_id from int_identifiers_guarded_records));
         analyze int_identifiers_guarded_changed;
+        -- what was gained
+        create temporary table int_identifiers_guarded_taken on commit drop as
+        select distinct record_id, identifier_type, identifier_value from int_identifiers_guarded_mail
+        where record_id is not null and identifier_type is not null and identifier_type <> 'link';
+        create temporary table int_identifiers_guarded_new_links on commit drop as
+        select distinct record_id, identifier_value as linked_record_id from int_identifiers_guarded_mail
+        where identifier_type = 'link';
+        -- the records that took a value of a record's profile
+        create temporary table int_identifiers_guarded_valued on commit drop as
+        select distinct record_id from int_identifiers_guarded_taken
+        where identifier_type in ('name', 'email', 'phone', 'customer_ref');
+        analyze int_identifiers_guarded_taken;
+        analyze int_identifiers_guarded_new_links;
+        analyze int_identifiers_guarded_valued;
+        create temporary table int_identifiers_guarded_neighbours on commit drop as
+        select record_id, linked_record_id as neighbour_record_id from {{ ref('int_record_links_unioned') }}
+        where record_id = any(array(select record_id from int_identifiers_guarded_taken))
+        union
+        select linked_record_id, record_id from {{ ref('int_record_links_unioned') }}
+        where linked_record_id = any(array(select record_id from int_identifiers_guarded_taken));
+        analyze int_identifiers_guarded_neighbours;
+        -- the strong identifiers of the records whose identifiers reach something new: the ends of new links, the
+        -- records that took a value and their neighbours
+        create temporary table int_identifiers_guarded_holders on commit drop as
+        select record_id, identifier_type, identifier_value from {{ ref('int_identifiers_unioned') }}
+        where is_strong and record_id = any(array(
+            select record_id from int_identifiers_guarded_new_links
+            union
+            select linked_record_id from int_identifiers_guarded_new_links
+            union
+            select record_id from int_identifiers_guarded_valued
+            union
+            select neighbours.neighbour_record_id
+            from int_identifiers_guarded_neighbours as neighbours
+            inner join int_identifiers_guarded_valued as valued
+                on valued.record_id = neighbours.record_id
+        ));
+        analyze int_identifiers_guarded_holders;
+        create temporary table int_identifiers_guarded_gained on commit drop as
+        with
+        gained as (
+            -- a record that took a strong identifier: it and its neighbours are reached by it
+            select taken.identifier_type, taken.identifier_value, taken.record_id as reached_record_id, true as is_own
+            from int_identifiers_guarded_taken as taken
+            where taken.identifier_type <> 'name'
+            union all
+            select taken.identifier_type, taken.identifier_value, neighbours.neighbour_record_id, false
+            from int_identifiers_guarded_taken as taken
+            inner join int_identifiers_guarded_neighbours as neighbours
+                on neighbours.record_id = taken.record_id
+            where taken.identifier_type <> 'name'
+            union all
+            -- a new link: each end is reached by the identifiers of the other
+            select holders.identifier_type, holders.identifier_value, links.linked_record_id, false
+            from int_identifiers_guarded_new_links as links
+            inner join int_identifiers_guarded_holders as holders
+                on holders.record_id = links.record_id
+            union all
+            select holders.identifier_type, holders.identifier_value, links.record_id, false
+            from int_identifiers_guarded_new_links as links
+            inner join int_identifiers_guarded_holders as holders
+                on holders.record_id = links.linked_record_id
+            union all
+            -- a record that took a value: the identifiers of it and of its neighbours reach the value
+            select holders.identifier_type, holders.identifier_value, valued.record_id, false
+            from int_identifiers_guarded_valued as valued
+            inner join int_identifiers_guarded_holders as holders
+                on holders.record_id = valued.record_id
+            union all
+            select holders.identifier_type, holders.identifier_value, valued.record_id, false
+            from int_identifiers_guarded_valued as valued
+            inner join int_identifiers_guarded_neighbours as neighbours
+                on neighbours.record_id = valued.record_id
+            inner join int_identifiers_guarded_holders as holders
+                on holders.record_id = neighbours.neighbour_record_id
+        )
+        select distinct gained.*
+        from gained
+        where not exists (
+            select from int_identifiers_guarded_changed as changed
+            where changed.identifier_type = gained.identifier_type
+              and changed.identifier_value = gained.identifier_value
+        );
+        analyze int_identifiers_guarded_gained;
+        create temporary table int_identifiers_guarded_gained_profiles on commit drop as
+        select
+            record_id,
+            max(identifier_value) filter (where identifier_type = 'name') as name_key,
+            max(identifier_value) filter (where identifier_type = 'email') as email,
+            max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
+            max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
+        from {{ ref('int_identifiers_unioned') }}
+        where identifier_type in ('name', 'email', 'phone', 'customer_ref')
+          and record_id = any(array(select reached_record_id from int_identifiers_guarded_gained))
+        group by record_id;
+        analyze int_identifiers_guarded_gained_profiles;
+        create temporary table int_identifiers_guarded_merged on commit drop as
+        with
+        added as (
+            select
+                gained.identifier_type,
+                gained.identifier_value,
+                count(distinct gained.reached_record_id) filter (where gained.is_own) as records_added,
+                min(gained.reached_record_id collate "C") filter (where gained.is_own) as anchor_added,
+                {{ guard_values('profiles.name_key') }} as name_keys,
+                {{ guard_values("case when gained.identifier_type <> 'email' then profiles.email end") }} as emails,
+                {{ guard_values("case when gained.identifier_type <> 'phone' then profiles.phone end") }} as phones,
+                {{ guard_values("case when gained.identifier_type <> 'customer_ref' then profiles.customer_ref end") }}
+                    as customer_refs
+            from int_identifiers_guarded_gained as gained
+            left join int_identifiers_guarded_gained_profiles as profiles
+                on profiles.record_id = gained.reached_record_id
+            group by gained.identifier_type, gained.identifier_value
+        ),
+        kept as (
+            select * from {{ this }}
+            where identifier_value = any(array(select identifier_value from int_identifiers_guarded_gained))
+        )
+        select
+            added.identifier_type,
+            added.identifier_value,
+            coalesce(kept.records_count, 0) + added.records_added as records_count,
+            least(kept.anchor_record_id, added.anchor_added) as anchor_record_id,
+            {{ guard_merge('kept.name_keys', 'added.name_keys') }} as name_keys,
+            {{ guard_merge('kept.emails', 'added.emails') }} as emails,
+            {{ guard_merge('kept.phones', 'added.phones') }} as phones,
+            {{ guard_merge('kept.customer_refs', 'added.customer_refs') }} as customer_refs
+        from added
+        left join kept
+            on kept.identifier_type = added.identifier_type
+            and kept.identifier_value = added.identifier_value
+        -- (an identifier reached without a record of its own is not one: nothing carries it)
+        where kept.identifier_type is not null or added.records_added > 0;
+        create temporary table int_identifiers_guarded_judged on commit drop as
+        select identifier_type, identifier_value from int_identifiers_guarded_changed
+        union
+        select identifier_type, identifier_value from int_identifiers_guarded_merged;
+        analyze int_identifiers_guarded_judged;
         -- the judgements replaced, compared with the new ones by the post-hook
         create temporary table int_identifiers_guarded_before on commit drop as
         with removed as (
             delete from {{ this }}
-            where identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
+            where identifier_value = any(array(select identifier_value from int_identifiers_guarded_judged))
               and (identifier_type, identifier_value) in (
-                  select identifier_type, identifier_value from int_identifiers_guarded_changed
+                  select identifier_type, identifier_value from int_identifiers_guarded_judged
               )
             returning identifier_type, identifier_value, is_cut
         )
@@ -143,7 +296,7 @@ $crm_identity_changes$;
     {%- else %}
         {{ send_identity_everything(['int_identity_edges_built']) }};
         -- nothing for the post-hook to compare
-        create temporary table int_identifiers_guarded_changed (identifier_type text, identifier_value text)
+        create temporary table int_identifiers_guarded_judged (identifier_type text, identifier_value text)
             on commit drop;
         create temporary table int_identifiers_guarded_before (
             identifier_type text, identifier_value text, is_cut boolean
@@ -153,6 +306,12 @@ $crm_identity_changes$;
         {%- endif %}
     {%- endif %}
 {% endmacro %}
+
+{#- The senders of the guard's mail and the guard take this lock first: the guard then reads the identifiers and
+    links as they were when it took its mail (a gain merged twice would count a record twice) -#}
+{% macro identity_mail_lock() -%}
+    select pg_advisory_xact_lock(hashtext('crm_warehouse.identity_guard_mail'))
+{%- endmacro %}
 
 {#- the post-hook of int_identifiers_guarded: int_identity_edges_built is told the identifiers judged again that
     are cut now and were not, or the reverse, or are new or gone (their stars are drawn again). Every other change
@@ -165,9 +324,9 @@ $crm_identity_changes$;
     with
     after as (
         select identifier_type, identifier_value, is_cut from {{ this }}
-        where identifier_value = any(array(select identifier_value from int_identifiers_guarded_changed))
+        where identifier_value = any(array(select identifier_value from int_identifiers_guarded_judged))
           and (identifier_type, identifier_value) in (
-              select identifier_type, identifier_value from int_identifiers_guarded_changed
+              select identifier_type, identifier_value from int_identifiers_guarded_judged
           )
     ),
     changed as (

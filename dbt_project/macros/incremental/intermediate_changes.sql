@@ -138,52 +138,81 @@
             )
         ))
     {%- endset -%}
-    {#- the identity chain's mail (macros identity_changes): the records rewritten, and the strong identifiers
-        they carried before (guarded again, as the identifiers they carry now; compared with those by the
-        post-hook, int_identifiers_unioned_written) -#}
+    {#- the identity chain's mail (macros identity_changes): the records rewritten; what they carried before is kept
+        for the post-hook (int_identifiers_unioned_written), which tells int_identifiers_guarded and
+        int_identity_edges_built what changed -#}
     {%- set before_delete -%}
-        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers'],
+        {{ send_identity_changes(['int_identity_edges_built', 'dim_customers'],
             'select record_id, null::text, null::text from int_identifiers_changed') }};
         create temporary table int_identifiers_unioned_before on commit drop as
-        select record_id, identifier_type, identifier_value from {{ this }}
-        where is_strong and record_id = any(array(select record_id from int_identifiers_changed));
-        {{ send_identity_changes(['int_identifiers_guarded'],
-            'select null::text, identifier_type, identifier_value from int_identifiers_unioned_before') }}
+        select record_id, identifier_type, identifier_value, is_exact from {{ this }}
+        where record_id = any(array(select record_id from int_identifiers_changed))
     {%- endset -%}
     {%- set on_full_build -%}
         {{ send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built', 'dim_customers']) }};
         -- nothing for the post-hook to compare
         create temporary table int_identifiers_changed (record_id text) on commit drop;
         create temporary table int_identifiers_unioned_before (
-            record_id text, identifier_type text, identifier_value text
+            record_id text, identifier_type text, identifier_value text, is_exact boolean
         ) on commit drop
     {%- endset -%}
+    {{ identity_mail_lock() }};
     {{ incremental_changes(
         'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
         before_delete, on_full_build
     ) }}
 {% endmacro %}
 
-{#- the post-hook of int_identifiers_unioned: int_identity_edges_built is told, of the records rewritten, each
-    strong identifier a record carries now and did not before (record_id, identifier_type, identifier_value: a new
-    point of the identifier's star, when the star did not change as a whole), and each one a record no longer
-    carries (null, identifier_type, identifier_value: its star is drawn again) -#}
+{#- The post-hook of int_identifiers_unioned: what the records rewritten carried before, compared with what they
+    carry now.
+    int_identifiers_guarded is told (macro int_identifiers_guarded_changes):
+      - each record that dropped something (an identifier, a name, an exact reading of its phone, or an inexact
+        one), and the strong identifiers it carried before: judged again from their records;
+      - each identifier or name a record took: merged into what the guard keeps.
+    int_identity_edges_built is told each strong identifier a record took (record_id, identifier_type,
+    identifier_value: a new point of the identifier's star, when the star did not change as a whole), and each one
+    a record no longer carries (null, identifier_type, identifier_value: its star is drawn again). -#}
 {% macro int_identifiers_unioned_written() %}
+    create temporary table int_identifiers_unioned_after on commit drop as
+    select record_id, identifier_type, identifier_value, is_exact from {{ this }}
+    where record_id = any(array(select record_id from int_identifiers_changed));
+    create temporary table int_identifiers_unioned_dropped on commit drop as
+    select * from int_identifiers_unioned_before
+    except
+    select * from int_identifiers_unioned_after;
+    create temporary table int_identifiers_unioned_taken on commit drop as
+    select * from int_identifiers_unioned_after
+    except
+    select * from int_identifiers_unioned_before;
+    insert into intermediate.identity_changes (reader, record_id, identifier_type, identifier_value)
+    select distinct 'int_identifiers_guarded', record_id, null, null from int_identifiers_unioned_dropped
+    union all
+    select distinct 'int_identifiers_guarded', null, before_.identifier_type, before_.identifier_value
+    from int_identifiers_unioned_before as before_
+    where before_.identifier_type <> 'name'
+      and before_.record_id in (select record_id from int_identifiers_unioned_dropped)
+    union all
+    select distinct 'int_identifiers_guarded', record_id, identifier_type, identifier_value
+    from int_identifiers_unioned_taken;
     insert into intermediate.identity_changes (reader, record_id, identifier_type, identifier_value)
     with
-    after as (
-        select record_id, identifier_type, identifier_value from {{ this }}
-        where is_strong and record_id = any(array(select record_id from int_identifiers_changed))
+    strong_before as (
+        select record_id, identifier_type, identifier_value from int_identifiers_unioned_before
+        where identifier_type <> 'name'
+    ),
+    strong_after as (
+        select record_id, identifier_type, identifier_value from int_identifiers_unioned_after
+        where identifier_type <> 'name'
     ),
     added as (
-        select * from after
+        select * from strong_after
         except
-        select * from int_identifiers_unioned_before
+        select * from strong_before
     ),
     dropped as (
-        select * from int_identifiers_unioned_before
+        select * from strong_before
         except
-        select * from after
+        select * from strong_after
     )
     select 'int_identity_edges_built', record_id, identifier_type, identifier_value from added
     union
@@ -232,19 +261,53 @@
                 and dispositions.case_record_id = links.linked_record_id
           )
     {%- endset -%}
-    {#- the identity chain's mail (macros identity_changes): the owners rewritten, and the records they linked
-        to before (their neighbours change) -#}
+    {#- the identity chain's mail (macros identity_changes): the owners rewritten; the links they had before are kept
+        for the post-hook (int_record_links_written), which tells int_identifiers_guarded what changed -#}
     {%- set before_delete -%}
-        {{ send_identity_changes(['int_identifiers_guarded', 'int_identity_edges_built'],
-            'select record_id, null::text, null::text from ' ~ changes) }};
-        {{ send_identity_changes(['int_identifiers_guarded'],
-            'select linked_record_id, null::text, null::text from ' ~ this
-            ~ ' where record_id in (select record_id from ' ~ changes ~ ')') }}
+        {{ send_identity_changes(['int_identity_edges_built'], 'select record_id, null::text, null::text from ' ~ changes) }};
+        create temporary table int_record_links_before on commit drop as
+        select distinct record_id, linked_record_id from {{ this }}
+        where record_id = any(array(select record_id from {{ changes }}))
     {%- endset -%}
+    {%- set on_full_build -%}
+        {{ send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built']) }};
+        -- nothing for the post-hook to compare
+        create temporary table {{ changes }} (record_id text) on commit drop;
+        create temporary table int_record_links_before (record_id text, linked_record_id text) on commit drop
+    {%- endset -%}
+    {{ identity_mail_lock() }};
     {{ incremental_changes(
         changes,
         interaction_raw_tables() + ['phone_system__dispositions', 'sftp_call_center__dispositions'],
         'record_id', interaction_record_id(), extra_sql,
-        before_delete, send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built'])
+        before_delete, on_full_build
     ) }}
+{% endmacro %}
+
+{#- The post-hook of int_record_links_unioned: the links of the owners rewritten before, compared with their links
+    now (whatever their type: the guard reads neighbours). int_identifiers_guarded is told both ends of each link
+    gone (records that dropped something: judged again) and each new link (record_id, 'link', linked_record_id:
+    merged into what the guard keeps). -#}
+{% macro int_record_links_written() %}
+    insert into intermediate.identity_changes (reader, record_id, identifier_type, identifier_value)
+    with
+    after as (
+        select distinct record_id, linked_record_id from {{ this }}
+        where record_id = any(array(select record_id from int_record_links_changed))
+    ),
+    added as (
+        select * from after
+        except
+        select * from int_record_links_before
+    ),
+    dropped as (
+        select * from int_record_links_before
+        except
+        select * from after
+    )
+    select 'int_identifiers_guarded', ends.record_id, null, null
+    from dropped
+    cross join lateral (values (dropped.record_id), (dropped.linked_record_id)) as ends (record_id)
+    union
+    select 'int_identifiers_guarded', record_id, 'link', linked_record_id from added
 {% endmacro %}

@@ -28,10 +28,16 @@
     sorting text in the database's collation is slow).
     anchor_record_id is the identifier's smallest record (in collation "C"): the anchor of its star in
     int_identity_edges_built.
-    Incremental (macros/incremental/identity_changes.sql): a run judges again only the identifiers whose
-    records or reached records changed: the identifiers the records rewritten carry now or carried before,
-    and those carried by records linked to a record rewritten (macro int_identifiers_guarded_changes). It
-    tells int_identity_edges_built the identifiers whose cut or anchor changed (their stars are drawn again). -#}
+    Each row keeps the distinct values it was judged on (name_keys, emails, phones, customer_refs, sorted in
+    collation "C"), so that what a day adds is merged into them instead of being counted again from every record.
+    Incremental (macros/incremental/identity_changes.sql, macro int_identifiers_guarded_changes):
+      - identifiers a record no longer reaches with a value it reached before (a record dropped an identifier
+        or a name, a link gone) are judged again from their records: those the records that dropped something
+        carry now or carried before, and those carried by records linked to them;
+      - identifiers that only gained (a record took them, a new link, a record took a name, email, phone or
+        customer_ref it did not have) merge what they gained into the values they keep (int_identifiers_guarded_merged):
+        the records and links of the day are read, not the identifier's other records.
+    It tells int_identity_edges_built the identifiers whose cut changed (their stars are drawn again). -#}
 with
 
 identifiers as not materialized (
@@ -166,11 +172,10 @@ disagreeing_profiled as materialized (
     select
         reached_profiles.identifier_type,
         reached_profiles.identifier_value,
-        array_agg(distinct reached_profiles.name_key) filter (where reached_profiles.name_key is not null)
-            as name_keys,
-        count(distinct reached_profiles.email) as emails_count,
-        count(distinct reached_profiles.phone) as phones_count,
-        count(distinct reached_profiles.customer_ref) as customer_refs_count
+        {{ guard_values('reached_profiles.name_key') }} as name_keys,
+        {{ guard_values('reached_profiles.email') }} as emails,
+        {{ guard_values('reached_profiles.phone') }} as phones,
+        {{ guard_values('reached_profiles.customer_ref') }} as customer_refs
 
     from reached_profiles
     inner join disagreeing
@@ -180,10 +185,42 @@ disagreeing_profiled as materialized (
 
 ),
 
+recomputed as (
+
+    -- the values each identifier was judged on: one value of a kind (or none) where the smallest and largest agree
+    select
+        summarised.identifier_type,
+        summarised.identifier_value,
+        summarised.records_count,
+        summarised.anchor_record_id,
+        coalesce(disagreeing_profiled.name_keys, {{ guard_single('summarised.min_name_key') }}) as name_keys,
+        coalesce(disagreeing_profiled.emails, {{ guard_single('summarised.min_email') }}) as emails,
+        coalesce(disagreeing_profiled.phones, {{ guard_single('summarised.min_phone') }}) as phones,
+        coalesce(disagreeing_profiled.customer_refs, {{ guard_single('summarised.min_customer_ref') }})
+            as customer_refs
+
+    from summarised
+    left join disagreeing_profiled
+        on disagreeing_profiled.identifier_type = summarised.identifier_type
+        and disagreeing_profiled.identifier_value = summarised.identifier_value
+
+),
+
+profiled as materialized (
+
+    select * from recomputed
+    {% if incremental %}
+    union all
+    -- the identifiers that only gained, their values merged by the pre-hook
+    select * from int_identifiers_guarded_merged
+    {% endif %}
+
+),
+
 identifier_names as materialized (
 
     select identifier_type, identifier_value, unnest(name_keys) as name_key
-    from disagreeing_profiled
+    from profiled
     where cardinality(name_keys) >= 2
 
 ),
@@ -247,28 +284,24 @@ contained_counted as (
 counted as (
 
     select
-        summarised.identifier_type,
-        summarised.identifier_value,
-        summarised.records_count,
-        summarised.anchor_record_id,
+        profiled.identifier_type,
+        profiled.identifier_value,
+        profiled.records_count,
+        profiled.anchor_record_id,
         -- people by name: name keys that no other key of the identifier contains
-        coalesce(
-            cardinality(disagreeing_profiled.name_keys) - coalesce(contained_counted.contained_names_count, 0),
-            (summarised.min_name_key is not null)::integer
-        ) as names_count,
-        coalesce(disagreeing_profiled.emails_count, (summarised.min_email is not null)::integer) as emails_count,
-        coalesce(disagreeing_profiled.phones_count, (summarised.min_phone is not null)::integer) as phones_count,
-        coalesce(
-            disagreeing_profiled.customer_refs_count, (summarised.min_customer_ref is not null)::integer
-        ) as customer_refs_count
+        cardinality(profiled.name_keys) - coalesce(contained_counted.contained_names_count, 0) as names_count,
+        cardinality(profiled.emails) as emails_count,
+        cardinality(profiled.phones) as phones_count,
+        cardinality(profiled.customer_refs) as customer_refs_count,
+        profiled.name_keys,
+        profiled.emails,
+        profiled.phones,
+        profiled.customer_refs
 
-    from summarised
-    left join disagreeing_profiled
-        on disagreeing_profiled.identifier_type = summarised.identifier_type
-        and disagreeing_profiled.identifier_value = summarised.identifier_value
+    from profiled
     left join contained_counted
-        on contained_counted.identifier_type = summarised.identifier_type
-        and contained_counted.identifier_value = summarised.identifier_value
+        on contained_counted.identifier_type = profiled.identifier_type
+        and contained_counted.identifier_value = profiled.identifier_value
 
 ),
 
@@ -303,7 +336,11 @@ final as (
         contacts_count,
         cut_reason is not null as is_cut,
         cut_reason,
-        anchor_record_id
+        anchor_record_id,
+        name_keys,
+        emails,
+        phones,
+        customer_refs
 
     from judged
 

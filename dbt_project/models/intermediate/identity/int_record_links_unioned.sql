@@ -7,7 +7,7 @@
     indexes=[{'columns': ['record_id']}, {'columns': ['linked_record_id']}],
     pre_hook=["set local work_mem = '256MB'", "set local enable_mergejoin = off", "set local enable_sort = off",
         "set local jit = off", "{{ int_record_links_changes() }}"],
-    post_hook=["{{ extracted_at_index() }}", "analyze {{ this }}"]
+    post_hook=["{{ extracted_at_index() }}", "analyze {{ this }}", "{{ int_record_links_written() }}"]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}
 {#- Direct links between two customer records that are known to be the same person: a follow-up or

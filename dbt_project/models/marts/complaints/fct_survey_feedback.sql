@@ -48,6 +48,24 @@ interactions as (
 
 ),
 
+follows as (
+
+    -- the touchpoints each response followed. An inner join: a response without a reference (most surveys) never
+    -- enters a hash table. As the preserved side of a hash right join it would: PostgreSQL keeps those null keys,
+    -- they all fall in one batch that no split can shrink, and at ten million interactions the batches multiplied
+    -- until the disk was full
+    select
+        survey_responses.record_id as survey_record_id,
+        followed.record_id,
+        followed.channel
+
+    from survey_responses
+    inner join interactions as followed
+        on followed.reference_key = survey_responses.external_reference
+        and followed.channel in ('phone', 'call_center', 'web_form')
+
+),
+
 joined as (
 
     select
@@ -79,9 +97,8 @@ joined as (
     from survey_responses
     left join customer_ids
         on customer_ids.record_id = survey_responses.record_id
-    left join interactions as followed
-        on followed.reference_key = survey_responses.external_reference
-        and followed.channel in ('phone', 'call_center', 'web_form')
+    left join follows as followed
+        on followed.survey_record_id = survey_responses.record_id
 
 ),
 

@@ -154,7 +154,7 @@ $crm_identity_changes$;
         -- the records that took a value of a record's profile
         create temporary table int_identifiers_guarded_valued on commit drop as
         select distinct record_id from int_identifiers_guarded_taken
-        where identifier_type in ('name', 'email', 'phone', 'customer_ref');
+        where identifier_type in ({{ guard_profile_types() }});
         analyze int_identifiers_guarded_taken;
         analyze int_identifiers_guarded_new_links;
         analyze int_identifiers_guarded_valued;
@@ -229,16 +229,8 @@ $crm_identity_changes$;
         );
         analyze int_identifiers_guarded_gained;
         create temporary table int_identifiers_guarded_gained_profiles on commit drop as
-        select
-            record_id,
-            max(identifier_value) filter (where identifier_type = 'name') as name_key,
-            max(identifier_value) filter (where identifier_type = 'email') as email,
-            max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
-            max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
-        from {{ ref('int_identifiers_unioned') }}
-        where identifier_type in ('name', 'email', 'phone', 'customer_ref')
-          and record_id = any(array(select reached_record_id from int_identifiers_guarded_gained))
-        group by record_id;
+        {{ guard_record_profiles(ref('int_identifiers_unioned'),
+                                 'select reached_record_id from int_identifiers_guarded_gained') }};
         analyze int_identifiers_guarded_gained_profiles;
         create temporary table int_identifiers_guarded_merged on commit drop as
         with

@@ -99,19 +99,7 @@ reached as (
 
 record_profiles as (
 
-    -- one row per record: it carries at most one name key, email, exact phone and customer_ref
-    select
-        record_id,
-        max(identifier_value) filter (where identifier_type = 'name') as name_key,
-        max(identifier_value) filter (where identifier_type = 'email') as email,
-        max(identifier_value) filter (where identifier_type = 'phone' and is_exact) as phone,
-        max(identifier_value) filter (where identifier_type = 'customer_ref') as customer_ref
-    from identifiers
-    where identifier_type in ('name', 'email', 'phone', 'customer_ref')
-    {% if incremental %}
-      and record_id = any(array(select reached_record_id from reached))
-    {% endif %}
-    group by record_id
+    {{ guard_record_profiles('identifiers', 'select reached_record_id from reached' if incremental else none) }}
 
 ),
 

@@ -210,6 +210,17 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
         def new_number(p):
             p["from"] = "+14155550199"
 
+        # a wrap-up that named a case moved to a call that had no wrap-up: the case link of the call it was about
+        # is gone (nothing but the wrap-up's mail reaches that call), and the new call links to the case
+        wrapup_call = conn.execute(alone("twilio") + " and c.record_id not in (select call_record_id"
+                                   " from intermediate.int_dispositions_unioned where call_record_id is not null)"
+                                   " order by 1 desc limit 1").fetchone()[0]
+        wrapup_left: list[str] = []
+
+        def moved_wrapup(p):
+            wrapup_left.append(p["call_sid"])
+            p["call_sid"] = wrapup_call
+
         # another call of a customer whose cancellation was the outcome of a complaint: the day reaches that
         # customer but not the cancellation call, which the complaint's retention still depends on
         cancelled = ("record_key in (select substr(ids.record_id, 8) from intermediate.int_customer_ids_assigned as ids"
@@ -251,6 +262,16 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
                                       + " and payload->>'call_sid' in (" + alone("twilio") + ")",
                                       named_a_case, noon, offset=3),
             "named_form": named_form,
+            "moved_wrapup": new_version(conn, "phone_system__dispositions", before
+                                        + " and coalesce(payload->>'case_ref', '') <> ''"
+                                        + " and payload->>'call_sid' in (select substr(record_id, 8)"
+                                        " from intermediate.int_record_links_unioned"
+                                        " where link_type = 'disposition_case_ref' and record_id like 'twilio:%%')"
+                                        + " and payload->>'call_sid' not in (select payload->>'call_sid'"
+                                        " from raw.phone_system__dispositions as other"
+                                        " where other.record_key <> latest.record_key)",
+                                        moved_wrapup, noon),
+            "wrapup_call": wrapup_call,
             # a call whose number changed: the identifiers of the survey that followed it no longer reach the old one
             "renumbered": new_version(conn, "phone_system__calls", before + " and "
                                       + survey_and_call("linked_record_id", 1)
@@ -269,6 +290,7 @@ def land_the_day_and_its_changes(url: str, world_path: Path, last_day: int) -> d
         # only the raw rows since its mark), and the new phones and texts are enriched
         run_all(conn, full=True)
         conn.commit()
+    changed["wrapup_left"] = wrapup_left[0]
     return changed
 
 
@@ -395,6 +417,10 @@ def test_the_changed_records_changed(builds):
                             " join intermediate.int_dispositions_unioned as dispositions"
                             " on dispositions.call_record_id = links.record_id where dispositions.disposition_id = %s",
                             (changed["case_named"],)).fetchall() == [(f"typeform:{changed['named_form']}",)]
+        moved = conn.execute("select record_id, linked_record_id from intermediate.int_record_links_unioned"
+                             " where record_id = any(%s) and link_type = 'disposition_case_ref'",
+                             ([f"twilio:{changed['wrapup_left']}", f"twilio:{changed['wrapup_call']}"],)).fetchall()
+        assert [r[0] for r in moved] == [f"twilio:{changed['wrapup_call']}"], moved
         assert conn.execute("select count(*) from intermediate.int_identifiers_unioned where record_id = %s"
                             " and identifier_value = '+14155550199'", (f"twilio:{changed['renumbered']}",)
                             ).fetchone() == (1,)

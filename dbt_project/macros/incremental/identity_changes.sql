@@ -27,6 +27,7 @@
       int_interactions_unioned   dim_customers               the records rewritten and those they answered
       int_identifiers_unioned    dim_customers               the records rewritten
       int_dispositions_unioned   dim_customers               the wrap-ups rewritten, their calls and cases
+                                 int_record_links_unioned    the calls the wrap-ups rewritten were about
       int_customer_ids_assigned  dim_customers               the records whose id changed, with the old id
       (and to the facts and the complaint candidates: macros/incremental/fact_changes.sql and
       complaint_changes.sql)

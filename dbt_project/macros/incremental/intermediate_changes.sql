@@ -24,11 +24,18 @@
             ~ ' cross join lateral (values (dispositions.call_record_id), (dispositions.case_record_id))'
             ~ ' as records (record_id)'
             ~ ' where record_id is not null'
+            ~ ' and disposition_id in (select disposition_id from int_dispositions_changed)') }};
+        {#- int_record_links_unioned: the calls the wrap-ups rewritten were about before (a wrap-up moved to
+            another call leaves its old call's case link unsupported) -#}
+        {{ send_identity_changes(['int_record_links_unioned'],
+            'select call_record_id, null::text, null::text from ' ~ this
+            ~ ' where call_record_id is not null'
             ~ ' and disposition_id in (select disposition_id from int_dispositions_changed)') }}
     {%- endset -%}
     {{ two_feed_changes('int_dispositions_changed', 'phone_system__dispositions', 'sftp_call_center__dispositions',
                         'disposition_id', before_delete,
-                        send_identity_everything(['dim_customers', 'int_complaint_candidates_unioned'])) }}
+                        send_identity_everything(['dim_customers', 'int_complaint_candidates_unioned',
+                                                  'int_record_links_unioned'])) }}
 {% endmacro %}
 
 {#- fct_survey_feedback is told (macros/fact_changes) the responses rewritten, by record id (the staging views'
@@ -223,7 +230,9 @@
     with a raw row since the mark (a record can appear, change its reference or stop being a customer's), the
     calls of the wrap-ups with a raw row since the mark, the calls whose wrap-up names a changed record as its
     case, the surveys naming a changed record's reference, the owners of links to or from a changed record,
-    and the calls holding a case link no wrap-up supports any more (a wrap-up moved to another call) -#}
+    and the calls the wrap-ups rewritten were about before (int_dispositions_unioned's mail: a wrap-up moved to
+    another call leaves a case link no wrap-up supports; after a full build of int_dispositions_unioned, every
+    call holding such a link) -#}
 {% macro int_record_links_changes() %}
     {%- set changes = 'int_record_links_changed' -%}
     {%- set extra_sql -%}
@@ -252,6 +261,11 @@
         from {{ this }} as links
         where links.linked_record_id in (select record_id from {{ changes }})
         union
+        {%- if identity_incremental() %}
+        -- the calls the wrap-ups rewritten were about before (int_dispositions_unioned's mail)
+        select 'link', null, record_id from int_record_links_mail where record_id is not null
+        {%- else %}
+        -- int_dispositions_unioned was built in full: every case link no wrap-up supports any more
         select 'link', links.linked_record_id, links.record_id
         from {{ this }} as links
         where links.link_type = 'disposition_case_ref'
@@ -260,6 +274,7 @@
               where dispositions.call_record_id = links.record_id
                 and dispositions.case_record_id = links.linked_record_id
           )
+        {%- endif %}
     {%- endset -%}
     {#- the identity chain's mail (macros identity_changes): the owners rewritten; the links they had before are kept
         for the post-hook (int_record_links_written), which tells int_identifiers_guarded what changed -#}
@@ -276,6 +291,7 @@
         create temporary table int_record_links_before (record_id text, linked_record_id text) on commit drop
     {%- endset -%}
     {{ identity_mail_lock() }};
+    {{ receive_identity_changes('int_record_links_mail') }};
     {{ incremental_changes(
         changes,
         interaction_raw_tables() + ['phone_system__dispositions', 'sftp_call_center__dispositions'],

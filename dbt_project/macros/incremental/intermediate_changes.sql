@@ -89,7 +89,9 @@
 
 {#- every touchpoint stream; also the X mentions of users whose profile changed (handle, name, followers),
     the responses int_survey_responses_unioned rewrote, and the social records whose sentiment score is
-    not the one the table holds (scored, or scored again, after the record was written) -#}
+    not the one the table holds (scored, or scored again, after the record was written): among the texts scored
+    since the last run, found by the index on scored_at from the note the last run left itself (post-hook, macro
+    int_interactions_written) -#}
 {% macro int_interactions_changes() %}
     {%- set extra_sql -%}
         {{ mentions_of_changed_x_users(this) }}
@@ -105,7 +107,14 @@
         from {{ ref('stg_enrich__social_sentiment') }} as sentiment
         inner join {{ this }} as interactions
             on interactions.record_id = sentiment.record_id
-        where interactions.sentiment_score is distinct from sentiment.sentiment_score
+        -- the texts scored since the newest score the last run saw (its note, below), an hour back for scoring
+        -- transactions that committed late (scored_at is when one began); without a note, every text
+        where sentiment.scored_at > (
+            select coalesce(max(identifier_value::timestamptz) - interval '1 hour', '-infinity'::timestamptz)
+            from int_interactions_unioned_mail
+            where identifier_type = 'sentiment_scored_at'
+        )
+          and interactions.sentiment_score is distinct from sentiment.sentiment_score
     {%- endset -%}
     {#- dim_customers and int_complaint_candidates_unioned are told (macros/identity_changes) the records
         rewritten and the records they answered before (a company reply counts for the customer of the record
@@ -119,12 +128,23 @@
         {{ send_identity_changes(['fct_interactions', 'fct_survey_feedback'],
             'select record_id, null::text, null::text from int_interactions_changed') }}
     {%- endset -%}
+    {{ receive_identity_changes('int_interactions_unioned_mail') }};
+    -- the newest sentiment score this run can read, taken before the model reads them (post-hook: the note)
+    create temporary table int_interactions_unioned_scores_seen on commit drop as
+    select max(scored_at) as scored_at from {{ ref('stg_enrich__social_sentiment') }};
     {{ incremental_changes(
         'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
         before_delete,
         send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
                                   'int_complaint_candidates_unioned'])
     ) }}
+{% endmacro %}
+
+{#- the post-hook of int_interactions_unioned: a note to itself of the newest sentiment score it read -#}
+{% macro int_interactions_written() %}
+    {{ send_identity_changes(['int_interactions_unioned'],
+        "select null::text, 'sentiment_scored_at', scored_at::text from int_interactions_unioned_scores_seen"
+        ~ " where scored_at is not null") }}
 {% endmacro %}
 
 {#- the records with a raw row since the mark, the X mentions of users whose profile changed, and the

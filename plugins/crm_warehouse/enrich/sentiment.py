@@ -37,7 +37,9 @@ create table if not exists {SENTIMENT_TABLE} (
     scored_at   timestamptz not null default now(),
     sentence_min_compound double precision,   -- the most negative sentence's VADER compound
     scorer_version integer              -- SCORER_VERSION the text was scored with
-)
+);
+-- int_interactions_unioned reads the texts scored since its last run
+create index if not exists social_sentiment_scored_at on {SENTIMENT_TABLE} (scored_at)
 """
 # Tables made by the first version lack the last two columns. Added only when missing: an ALTER takes an
 # exclusive lock even when it changes nothing.

@@ -13,7 +13,8 @@
         " where x_user_id is not null",
         "create index if not exists int_interactions_unioned_phone_raw on {{ this }} (phone_raw)"
         " where phone_raw is not null",
-        "analyze {{ this }}"
+        "analyze {{ this }}",
+        "{{ int_interactions_written() }}"
     ]
 ) }}
 -- depends_on: {{ ref('stg_landing__arrivals') }}

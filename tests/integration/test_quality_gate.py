@@ -212,6 +212,13 @@ def test_gate_passes_publishes_and_blocks_bad_marts(warehouse, reader, tmp_path)
     assert set(published["tables"]) == set(MARTS)
     assert published["tables"]["fct_interactions"] == 400
     assert result.docs_path.is_file() and result.docs_path.name == "index.html"
+    # Data Docs hold a page of every suite's validation and of every suite, linked from the index
+    validated = {o.suite for o in result.outcomes if o.expectation_type not in ("table_exists", "suite_exists")}
+    validations = list((tmp_path / "d1" / "validations").rglob("*.html"))
+    assert len(validations) == len(validated) and len(list((tmp_path / "d1" / "expectations").rglob("*.html"))) \
+        == len(validated), (len(validations), sorted(validated))
+    index = result.docs_path.read_text()
+    assert all(p.relative_to(tmp_path / "d1").as_posix() in index for p in validations)
     before = _snapshot(reader)
     assert before["fct_interactions"][0] == 400
     assert before["fct_complaints"][0] == 80

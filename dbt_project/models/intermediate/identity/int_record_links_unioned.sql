@@ -21,7 +21,8 @@ dispositions as (
 
     select * from {{ ref('int_dispositions_unioned') }}
     {% if is_incremental() %}
-    where call_record_id in (select record_id from int_record_links_changed)
+    -- probes of the index on call_record_id (`in (select ...)` hashed, and read, every wrap-up)
+    where call_record_id = any(array(select record_id from int_record_links_changed))
     {% endif %}
 
 ),
@@ -30,7 +31,7 @@ surveys as (
 
     select * from {{ ref('int_survey_responses_unioned') }}
     {% if is_incremental() %}
-    where record_id in (select record_id from int_record_links_changed)
+    where record_id = any(array(select record_id from int_record_links_changed))
     {% endif %}
 
 ),
@@ -38,14 +39,23 @@ surveys as (
 interactions as (
 
     -- only the columns used (the CTE is read three times and materialised once)
+    {% if is_incremental() %}
+    -- the records changed, the cases of their wrap-ups and the records their surveys followed: probes of the
+    -- indexes on record_id and reference_key (with `or`, PostgreSQL read every touchpoint)
     select record_id, reference_key, channel, extracted_at from {{ ref('int_interactions_unioned') }}
     where is_customer_record
-    {% if is_incremental() %}
-      and (
-          record_id in (select record_id from int_record_links_changed)
-          or record_id in (select case_record_id from dispositions)
-          or reference_key in (select external_reference from surveys)
-      )
+      and record_id = any(array(
+          select record_id from int_record_links_changed
+          union
+          select case_record_id from dispositions where case_record_id is not null
+      ))
+    union
+    select record_id, reference_key, channel, extracted_at from {{ ref('int_interactions_unioned') }}
+    where is_customer_record
+      and reference_key = any(array(select external_reference from surveys where external_reference is not null))
+    {% else %}
+    select record_id, reference_key, channel, extracted_at from {{ ref('int_interactions_unioned') }}
+    where is_customer_record
     {% endif %}
 
 ),

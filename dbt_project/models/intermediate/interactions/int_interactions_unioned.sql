@@ -13,6 +13,8 @@
         " where x_user_id is not null",
         "create index if not exists int_interactions_unioned_phone_raw on {{ this }} (phone_raw)"
         " where phone_raw is not null",
+        "create index if not exists int_interactions_unioned_reference_key on {{ this }} (reference_key)"
+        " where reference_key is not null",
         "analyze {{ this }}",
         "{{ int_interactions_written() }}"
     ]
@@ -24,7 +26,8 @@
     Incremental (macros/incremental): a run rewrites the records with a raw row since the last run, the X
     mentions of users whose profile changed, and the social records whose sentiment score changed. The indexes on
     x_user_id and phone_raw serve the identity chain's change detection (X users whose profile changed, phone
-    numbers normalised again: macros/incremental/intermediate_changes.sql). #}
+    numbers normalised again: macros/incremental/intermediate_changes.sql), the one on reference_key
+    int_record_links_unioned (the touchpoints a changed survey followed). #}
 with
 
 twilio_calls as (

@@ -185,14 +185,28 @@ def test_a_bad_row_in_the_days_data_fails_the_incremental_gate_critically(copy, 
         conn.execute("update marts_build.fct_interactions set direction = 'sideways' where interaction_id ="
                      " (select min(interaction_id) from marts_build.fct_interactions where occurred_at >= %s)",
                      (day,))
+        # a day's identifier of a record that does not exist, and a day's record given a second customer id: dbt's
+        # relationships and unique tests probe the whole tables through their indexes for the changed rows' keys
+        conn.execute("update intermediate.int_identifiers_unioned set record_id = 'twilio:CA' || repeat('0', 32)"
+                     " where ctid = (select ctid from intermediate.int_identifiers_unioned where record_id ="
+                     " (select min(record_id) from intermediate.int_interactions_unioned where occurred_at >= %s)"
+                     " limit 1)", (day,))
+        conn.execute("insert into intermediate.int_customer_ids_assigned select * from"
+                     " intermediate.int_customer_ids_assigned where record_id = (select min(record_id)"
+                     " from intermediate.int_interactions_unioned where occurred_at >= %s)", (day,))
     result = _gate(copy, "bad-day", run_end, tmp_path, dbt=True)
     assert result.scope.startswith("since ")
     failed = {f"{o.suite}.{o.check}": o for o in result.critical_failures}
     dbt_direction = "dbt.fct_interactions.accepted_values_fct_interactions_direction__inbound__outbound"
+    dbt_orphan = ("dbt.int_identifiers_unioned."
+                  "relationships_int_identifiers_unioned_record_id__record_id__ref_int_interactions_unioned_")
+    dbt_twice = "dbt.int_customer_ids_assigned.unique_int_customer_ids_assigned_record_id"
     assert set(failed) == {"raw.phone_system__calls.content_hash_is_sha256",
-                           "marts.fct_interactions.direction_accepted", dbt_direction}, result.report()
-    # dbt's test read the table's changed rows from the copy its test run made (and dropped)
-    assert (failed[dbt_direction].unexpected_count, failed[dbt_direction].scope) == (1, result.scope)
+                           "marts.fct_interactions.direction_accepted", dbt_direction, dbt_orphan, dbt_twice}, \
+        result.report()
+    # dbt's tests read the tables' changed rows from the copies their test run made (and dropped)
+    for name in (dbt_direction, dbt_orphan, dbt_twice):
+        assert (failed[name].unexpected_count, failed[name].scope) == (1, result.scope), name
     with psycopg.connect(copy) as conn:
         assert not conn.execute("select relname from pg_class where relname like 'gate\\_changed\\_\\_%'").fetchall()
     bad_hash = failed["raw.phone_system__calls.content_hash_is_sha256"]

@@ -138,7 +138,12 @@
         {%- set columns = [kwargs.get('column_name')] if kwargs.get('column_name') else
                           kwargs.get('combination_of_columns', []) -%}
         {%- if copy and columns -%}
-            {#- key probe: every row sharing a key with a changed row -#}
+            {#- key probe: every row sharing a key with a changed row; through an index on the key's first column
+                when the table has one (a hash semi-join reads the whole table) -#}
+            {%- if gate_has_index(relation, columns[0]) -%}
+                {%- do conditions.append('(' ~ columns[0] ~ ' = any(array(select ' ~ columns[0] ~ ' from ' ~ copy
+                                         ~ ')))') -%}
+            {%- endif -%}
             {%- do conditions.append('((' ~ columns | join(', ') ~ ') in (select ' ~ columns | join(', ')
                                      ~ ' from ' ~ copy ~ '))') -%}
         {%- elif copy -%}
@@ -158,3 +163,55 @@
         {%- do return(relation) -%}
     {%- endif -%}
 {%- endmacro %}
+
+{#- true when `relation` (a table) has an index whose first column is `column`, unconditional or on the column's
+    non-null values: `column = any(array(...))` then probes it. Without one, PostgreSQL would compare every row
+    with every element of the array, so the probes are only written where this holds. -#}
+{% macro gate_has_index(relation, column) %}
+    {%- if not execute or relation is none or relation.identifier is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set query -%}
+        select exists (
+            select from pg_index as i
+            inner join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+            where i.indrelid = to_regclass({{ dbt.string_literal(adapter.quote(relation.schema) ~ '.'
+                                                                 ~ adapter.quote(relation.identifier)) }})
+              and a.attname = {{ dbt.string_literal(column) }}
+              and (i.indpred is null
+                   or pg_get_expr(i.indpred, i.indrelid) = {{ dbt.string_literal('(' ~ column ~ ' IS NOT NULL)') }})
+        )
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
+{% endmacro %}
+
+{#- dbt's relationships test. In an incremental gate (the child is the changed rows of a table or view), the parent
+    is probed for the child's values through an index on the parent's column when it has one, instead of read
+    whole (at ten million interactions, seconds per test) -#}
+{% macro default__test_relationships(model, column_name, to, field) %}
+{%- set probed = gate_scope_marker() in (model | string) and gate_has_index(to, field) %}
+
+with child as (
+    select {{ column_name }} as from_field
+    from {{ model }}
+    where {{ column_name }} is not null
+),
+
+parent as (
+    select {{ field }} as to_field
+    from {{ to }}
+    {%- if probed %}
+    where {{ field }} = any(array(select from_field from child))
+    {%- endif %}
+)
+
+select
+    from_field
+
+from child
+left join parent
+    on child.from_field = parent.to_field
+
+where parent.to_field is null
+
+{% endmacro %}

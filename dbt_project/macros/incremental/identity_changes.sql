@@ -13,11 +13,13 @@
       int_identifiers_unioned    int_identifiers_guarded     the records that dropped an identifier or
                                                              name and the strong identifiers they carried
                                                              before; each identifier or name a record took
-                                 int_identity_edges_built    the records rewritten (self edges), each strong
-                                                             identifier a record took (a new point of its
-                                                             star) and each it dropped (star drawn again)
+                                 int_identity_edges_built    each strong identifier a record took (a new
+                                                             point of its star) and each it dropped (star
+                                                             drawn again)
+      int_interactions_unioned   int_identity_edges_built    the records that became or stopped being
+                                                             customer records (their self edge)
       int_record_links_unioned   int_identifiers_guarded     both ends of each link gone; each new link
-                                 int_identity_edges_built    the links' owners rewritten
+                                 int_identity_edges_built    the owners whose links changed
       int_identifiers_guarded    int_identity_edges_built    the identifiers judged again whose cut
                                                              changed, new or gone (star drawn again)
       int_identity_edges_built   int_records_clustered       both ends of every edge written, and (marked
@@ -333,8 +335,8 @@ $crm_identity_changes$;
 
 {#- The pre-hook of int_identity_edges_built. The edges of the scope, as they are now
     (int_identity_edges_built_now): the stars drawn again (an identifier's star, or none when it is cut: those
-    whose cut or anchor changed, or that a record dropped) and the links and self edge of the records sent
-    (int_identity_edges_built_identifiers and _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
+    whose cut or anchor changed, or that a record dropped) and the links and self edge of the records sent (a
+    record's links or its being a customer record changed: int_identity_edges_built_identifiers and _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
     are deleted, the new ones (int_identity_edges_built_added) are what the model appends, and the unchanged
     ones stay as they are. A star that did not change as a whole only gains points: a record that took the
     identifier adds one edge to the anchor, read from int_identifiers_guarded (the star's records are not

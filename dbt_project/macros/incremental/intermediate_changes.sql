@@ -126,7 +126,12 @@
             ~ ' where parent_record_id is not null'
             ~ ' and record_id in (select record_id from int_interactions_changed)') }};
         {{ send_identity_changes(['fct_interactions', 'fct_survey_feedback'],
-            'select record_id, null::text, null::text from int_interactions_changed') }}
+            'select record_id, null::text, null::text from int_interactions_changed') }};
+        -- whether the records rewritten were customer records (a node of the identity graph) before: the
+        -- post-hook tells int_identity_edges_built those that appear, disappear or change side
+        create temporary table int_interactions_unioned_before on commit drop as
+        select record_id, is_customer_record from {{ this }}
+        where record_id = any(array(select record_id from int_interactions_changed))
     {%- endset -%}
     {{ receive_identity_changes('int_interactions_unioned_mail') }};
     -- the newest sentiment score this run can read, taken before the model reads them (post-hook: the note)
@@ -136,15 +141,25 @@
         'int_interactions_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
         before_delete,
         send_identity_everything(['dim_customers', 'fct_interactions', 'fct_survey_feedback',
-                                  'int_complaint_candidates_unioned'])
+                                  'int_complaint_candidates_unioned', 'int_identity_edges_built'])
     ) }}
 {% endmacro %}
 
-{#- the post-hook of int_interactions_unioned: a note to itself of the newest sentiment score it read -#}
+{#- the post-hook of int_interactions_unioned: a note to itself of the newest sentiment score it read; on an
+    incremental run, int_identity_edges_built is told the records rewritten that are a customer record (a node of
+    the identity graph, with a self edge) now and were not before, or were and are not now -#}
 {% macro int_interactions_written() %}
     {{ send_identity_changes(['int_interactions_unioned'],
         "select null::text, 'sentiment_scored_at', scored_at::text from int_interactions_unioned_scores_seen"
         ~ " where scored_at is not null") }}
+    {%- if is_incremental() %};
+    {{ send_identity_changes(['int_identity_edges_built'],
+        'select changed.record_id, null::text, null::text'
+        ~ ' from (select distinct record_id from int_interactions_changed) as changed'
+        ~ ' left join int_interactions_unioned_before as before_ on before_.record_id = changed.record_id'
+        ~ ' left join ' ~ this ~ ' as now_ on now_.record_id = changed.record_id'
+        ~ ' where coalesce(before_.is_customer_record, false) <> coalesce(now_.is_customer_record, false)') }}
+    {%- endif %}
 {% endmacro %}
 
 {#- the records with a raw row since the mark, the X mentions of users whose profile changed, and the
@@ -169,7 +184,7 @@
         for the post-hook (int_identifiers_unioned_written), which tells int_identifiers_guarded and
         int_identity_edges_built what changed -#}
     {%- set before_delete -%}
-        {{ send_identity_changes(['int_identity_edges_built', 'dim_customers'],
+        {{ send_identity_changes(['dim_customers'],
             'select record_id, null::text, null::text from int_identifiers_changed') }};
         create temporary table int_identifiers_unioned_before on commit drop as
         select record_id, identifier_type, identifier_value, is_exact from {{ this }}
@@ -299,16 +314,16 @@
     {#- the identity chain's mail (macros identity_changes): the owners rewritten; the links they had before are kept
         for the post-hook (int_record_links_written), which tells int_identifiers_guarded what changed -#}
     {%- set before_delete -%}
-        {{ send_identity_changes(['int_identity_edges_built'], 'select record_id, null::text, null::text from ' ~ changes) }};
         create temporary table int_record_links_before on commit drop as
-        select distinct record_id, linked_record_id from {{ this }}
+        select distinct record_id, linked_record_id, link_type from {{ this }}
         where record_id = any(array(select record_id from {{ changes }}))
     {%- endset -%}
     {%- set on_full_build -%}
         {{ send_identity_everything(['int_identifiers_guarded', 'int_identity_edges_built']) }};
         -- nothing for the post-hook to compare
         create temporary table {{ changes }} (record_id text) on commit drop;
-        create temporary table int_record_links_before (record_id text, linked_record_id text) on commit drop
+        create temporary table int_record_links_before (record_id text, linked_record_id text, link_type text)
+        on commit drop
     {%- endset -%}
     {{ identity_mail_lock() }};
     {{ receive_identity_changes('int_record_links_mail') }};
@@ -321,29 +336,51 @@
 {% endmacro %}
 
 {#- The post-hook of int_record_links_unioned: the links of the owners rewritten before, compared with their links
-    now (whatever their type: the guard reads neighbours). int_identifiers_guarded is told both ends of each link
-    gone (records that dropped something: judged again) and each new link (record_id, 'link', linked_record_id:
-    merged into what the guard keeps). -#}
+    now. int_identifiers_guarded is told (whatever the links' type: the guard reads neighbours) both ends of each
+    link gone (records that dropped something: judged again) and each new link (record_id, 'link',
+    linked_record_id: merged into what the guard keeps); int_identity_edges_built the owners whose links, with
+    their type, changed (their link edges are drawn again). -#}
 {% macro int_record_links_written() %}
+    create temporary table int_record_links_after on commit drop as
+    select distinct record_id, linked_record_id, link_type from {{ this }}
+    where record_id = any(array(select record_id from int_record_links_changed));
     insert into intermediate.identity_changes (reader, record_id, identifier_type, identifier_value)
     with
     after as (
-        select distinct record_id, linked_record_id from {{ this }}
-        where record_id = any(array(select record_id from int_record_links_changed))
+        select distinct record_id, linked_record_id from int_record_links_after
+    ),
+    before_ as (
+        select distinct record_id, linked_record_id from int_record_links_before
     ),
     added as (
         select * from after
         except
-        select * from int_record_links_before
+        select * from before_
     ),
     dropped as (
-        select * from int_record_links_before
+        select * from before_
         except
         select * from after
+    ),
+    -- the owners whose links (of any type) changed: int_identity_edges_built draws their link edges again
+    owners as (
+        select record_id from (
+            select * from int_record_links_after
+            except
+            select * from int_record_links_before
+        ) as taken
+        union
+        select record_id from (
+            select * from int_record_links_before
+            except
+            select * from int_record_links_after
+        ) as gone
     )
     select 'int_identifiers_guarded', ends.record_id, null, null
     from dropped
     cross join lateral (values (dropped.record_id), (dropped.linked_record_id)) as ends (record_id)
     union
     select 'int_identifiers_guarded', record_id, 'link', linked_record_id from added
+    union
+    select 'int_identity_edges_built', record_id, null, null from owners
 {% endmacro %}

@@ -198,7 +198,7 @@
             record_id text, identifier_type text, identifier_value text, is_exact boolean
         ) on commit drop
     {%- endset -%}
-    {{ identity_mail_lock() }};
+    {{ identity_mail_lock(shared=true) }};
     {{ incremental_changes(
         'int_identifiers_changed', interaction_raw_tables(), 'record_id', interaction_record_id(), extra_sql,
         before_delete, on_full_build
@@ -325,7 +325,7 @@
         create temporary table int_record_links_before (record_id text, linked_record_id text, link_type text)
         on commit drop
     {%- endset -%}
-    {{ identity_mail_lock() }};
+    {{ identity_mail_lock(shared=true) }};
     {{ receive_identity_changes('int_record_links_mail') }};
     {{ incremental_changes(
         changes,

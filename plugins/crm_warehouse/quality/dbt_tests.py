@@ -113,11 +113,8 @@ def run_dbt_tests(url: str, *, log_path: str | Path | None = None, project_dir: 
         if scope is not None and not scope.full:
             cmd += ["--vars", json.dumps({"gate_batch_in_scope": scope.batch_predicate(),
                                           "gate_written": scope.written_predicate()})]
-        # no JIT compilation in the tests' sessions (libpq reads PGOPTIONS): each test is a query run once
-        env = dbt_env(url)
-        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c jit=off").strip()
         with output.open("w") as out:
-            proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=project)
+            proc = subprocess.run(cmd, env=dbt_env(url), stdout=out, stderr=subprocess.STDOUT, cwd=project)
         results_file = target / "run_results.json"
         if proc.returncode not in (0, 1) or not results_file.exists():
             tail = "\n".join(output.read_text(errors="replace").splitlines()[-20:])

@@ -1,8 +1,3 @@
-{#- a day's touchpoints counted per channel and distinct customer: one sort of every interaction, in memory (at
-    ten million interactions it spilled to disk), and no JIT compilation for a query run once -#}
-{{ config(
-    pre_hook=["set local work_mem = '512MB'", "set local jit = off"]
-) }}
 {#- Daily service quality per channel. Six Sigma view: every inbound touchpoint is an opportunity for a
     defect and every complaint opened that day is a defect; DPMO = defects / opportunities x 10^6 and
     the sigma level = Phi^-1(1 - DPMO / 10^6) + 1.5 (the conventional 1.5 sigma shift), clamped to

@@ -5,8 +5,8 @@ A generated world (sandbox.world) is landed into raw up to its last day (sandbox
 benchmark does), enriched and built. Then the last day is landed and enriched, together with what a day
 also brings: new versions of earlier records (a call that turns out to be a child leg and leaves the
 touchpoints, a caller's number and name corrected, a survey answer changed and one whose response id was
-blanked, a wrap-up recoded as a complaint, a form's email changed, an X user's new handle, a company reply
-moved to another comment), a load that started before the first build and committed after it (its rows are
+blanked, a wrap-up recoded as a complaint, a wrap-up that named a case moved to another call, a form's email
+changed, an X user's new handle, a company reply moved to another comment), a load that started before the first build and committed after it (its rows are
 older than the mark), and enrichment that arrived late (sentiment and phone numbers missing at the first
 build). The database is copied; copy A is built incrementally, copy B with --full-refresh; every
 intermediate and mart table must hold the same rows (count and md5 of the ordered rows), leaving out only

@@ -337,8 +337,9 @@ $crm_identity_changes$;
 
 {#- The pre-hook of int_identity_edges_built. The edges of the scope, as they are now
     (int_identity_edges_built_now): the stars drawn again (an identifier's star, or none when it is cut: those
-    whose cut or anchor changed, or that a record dropped) and the links and self edge of the records sent (a
-    record's links or its being a customer record changed: int_identity_edges_built_identifiers and _records). Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
+    whose cut or anchor changed, or that a record dropped) and the links and self edge of the records sent (its
+    links changed, or it became or stopped being a customer record): int_identity_edges_built_identifiers and
+    _records. Compared with the scope's edges in the table (int_identity_edges_built_before): the edges gone
     are deleted, the new ones (int_identity_edges_built_added) are what the model appends, and the unchanged
     ones stay as they are. A star that did not change as a whole only gains points: a record that took the
     identifier adds one edge to the anchor, read from int_identifiers_guarded (the star's records are not

@@ -18,8 +18,9 @@
     The query is macro identity_edges_sql (macros/identity/identity_edges.sql), shared with the pre-hook.
     Incremental (macros/incremental/identity_changes.sql): the pre-hook computes again the stars that changed
     as a whole (cut or no longer cut, a new anchor, a record dropped the identifier) and the links and self
-    edges of the records whose links or whose being a customer record changed upstream, compares them with the table, deletes the edges that are gone and
-    leaves the new ones for the model to append; an edge that did not change is not written, and a record that
+    edges of the records whose links changed or that became or stopped being a customer record upstream,
+    compares them with the table, deletes the edges that are gone and leaves the new ones for the model to
+    append; an edge that did not change is not written, and a record that
     took an identifier whose star did not change otherwise adds its one edge to the anchor without the star
     being read. -#}
 {% if incremental %}
